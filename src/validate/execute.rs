@@ -1,0 +1,615 @@
+//! One-pass parsing and validation of a `calls.execute` body, with the ignored keys.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use super::phone::{CountryCode, E164_HINT, PhoneError, PhoneNumber};
+use crate::model::{CallsExecute, Contact};
+
+/// Longest key kept verbatim in an [`IgnoredKey`]; longer ones are cut (the request log stays
+/// bounded whatever a client sends).
+pub const MAX_KEY_LEN: usize = 128;
+
+/// A key that was ignored because it is not one of the documented camelCase names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IgnoredKey {
+    /// Where it was: `data.first_name`, or a top-level key such as `phoneNumber`.
+    pub path: String,
+    /// The documented key it probably meant, as a path (`data.firstName`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for IgnoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.suggestion {
+            Some(s) => write!(f, "{} (did you mean {s}?)", self.path),
+            None => write!(f, "{}", self.path),
+        }
+    }
+}
+
+/// The camelCase `data` key that `key` probably meant: `first_name` → `firstName`,
+/// `company` → `companyName`, `Phone` → `phoneNumber`. `None` for a documented key itself
+/// and for keys that resemble none.
+pub fn suggest_data_key(key: &str) -> Option<&'static str> {
+    if key.len() > 64 || Contact::FIELDS.contains(&key) {
+        return None;
+    }
+    let norm: String = key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    Some(match norm.as_str() {
+        "phonenumber" | "phone" | "phoneno" | "mobile" | "mobilenumber" | "mobilephone" | "tel"
+        | "telephone" | "cell" | "cellphone" | "number" => "phoneNumber",
+        "firstname" | "first" | "givenname" | "fname" | "forename" => "firstName",
+        "lastname" | "last" | "surname" | "familyname" | "lname" => "lastName",
+        "email" | "emailaddress" | "mail" => "email",
+        "companyname" | "company" | "organization" | "organisation" | "org" | "business" => {
+            "companyName"
+        }
+        "note" | "notes" | "comment" | "comments" | "context" => "note",
+        "address1" | "address" | "addressline1" | "street" | "streetaddress" | "line1" => {
+            "address1"
+        }
+        "address2" | "addressline2" | "line2" => "address2",
+        "city" | "town" => "city",
+        "state" | "province" | "region" => "state",
+        "zipcode" | "zip" | "postalcode" | "postcode" | "postal" => "zipCode",
+        _ => return None,
+    })
+}
+
+/// Lists every key of a `calls.execute` JSON value that parsing ignores, with suggestions.
+/// The same list [`parse_calls_execute`] returns, for a body already parsed as a `Value`.
+pub fn ignored_keys(body: &serde_json::Value) -> Vec<IgnoredKey> {
+    let mut out = Vec::new();
+    let Some(obj) = body.as_object() else {
+        return out;
+    };
+    for (key, value) in obj {
+        match key.as_str() {
+            "type" => {}
+            "data" => {
+                if let Some(data) = value.as_object() {
+                    for k in data.keys() {
+                        if !Contact::FIELDS.contains(&k.as_str()) {
+                            out.push(ignored_data_key(k));
+                        }
+                    }
+                }
+            }
+            other => out.push(ignored_top_key(other)),
+        }
+    }
+    out
+}
+
+fn cut(key: &str) -> String {
+    if key.len() <= MAX_KEY_LEN {
+        return key.to_owned();
+    }
+    let mut end = MAX_KEY_LEN;
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &key[..end])
+}
+
+fn ignored_data_key(key: &str) -> IgnoredKey {
+    IgnoredKey {
+        path: format!("data.{}", cut(key)),
+        suggestion: suggest_data_key(key).map(|s| format!("data.{s}")),
+    }
+}
+
+fn ignored_top_key(key: &str) -> IgnoredKey {
+    let suggestion = if key.eq_ignore_ascii_case("type") {
+        Some("type".to_owned())
+    } else if key.eq_ignore_ascii_case("data") {
+        Some("data".to_owned())
+    } else if Contact::FIELDS.contains(&key) {
+        Some(format!("data.{key}"))
+    } else {
+        suggest_data_key(key).map(|s| format!("data.{s}"))
+    };
+    IgnoredKey {
+        path: cut(key),
+        suggestion,
+    }
+}
+
+/// Why a `calls.execute` body was refused. Each variant has a stable [`code`](Self::code)
+/// and the HTTP status the inbound path answers with ([`http_status`](Self::http_status)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecuteError {
+    /// Not JSON (or trailing bytes after it, or nested too deep). 400 `malformed_json`.
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// JSON, but not an object. 400 `body_not_object`.
+    #[error("the body must be a JSON object with \"type\" and \"data\"")]
+    NotAnObject,
+    /// A key appears twice in one object. 400 `duplicate_key`.
+    #[error("the key {0:?} appears more than once")]
+    DuplicateKey(String),
+    /// No `type`. 400 `missing_type`.
+    #[error("\"type\" is required and must be \"calls.execute\"")]
+    MissingType,
+    /// `type` is not `"calls.execute"`. 400 `invalid_type`.
+    #[error("\"type\" must be \"calls.execute\", got {0}")]
+    WrongType(String),
+    /// No `data`. 400 `missing_data`.
+    #[error("\"data\" is required: an object with at least \"phoneNumber\"")]
+    MissingData,
+    /// `data` is not an object. 400 `invalid_data`.
+    #[error("\"data\" must be an object, got {0}")]
+    DataNotObject(&'static str),
+    /// No `data.phoneNumber`. 422 `missing_phone_number`.
+    #[error("{}", missing_phone_message(.sent_instead.as_deref()))]
+    MissingPhoneNumber {
+        /// The ignored key that looks like a phone number (e.g. `phone_number`), if any.
+        sent_instead: Option<String>,
+    },
+    /// `data.phoneNumber` cannot be normalised to E.164. 422 `invalid_phone_number`.
+    #[error("data.phoneNumber is invalid: {0}")]
+    InvalidPhoneNumber(PhoneError),
+    /// A documented field with a JSON type other than string (or null). 422
+    /// `invalid_field_type`.
+    #[error("data.{field} must be a string, got {found}")]
+    WrongFieldType {
+        /// The camelCase field.
+        field: &'static str,
+        /// The JSON type that was sent.
+        found: &'static str,
+    },
+}
+
+fn missing_phone_message(sent_instead: Option<&str>) -> String {
+    match sent_instead {
+        Some(k) => format!(
+            "data.phoneNumber is required; {k:?} was sent instead and ignored: field names are camelCase, use \"phoneNumber\" ({E164_HINT})"
+        ),
+        None => format!("data.phoneNumber is required ({E164_HINT})"),
+    }
+}
+
+impl ExecuteError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExecuteError::MalformedJson(_) => "malformed_json",
+            ExecuteError::NotAnObject => "body_not_object",
+            ExecuteError::DuplicateKey(_) => "duplicate_key",
+            ExecuteError::MissingType => "missing_type",
+            ExecuteError::WrongType(_) => "invalid_type",
+            ExecuteError::MissingData => "missing_data",
+            ExecuteError::DataNotObject(_) => "invalid_data",
+            ExecuteError::MissingPhoneNumber { .. } => "missing_phone_number",
+            ExecuteError::InvalidPhoneNumber(_) => "invalid_phone_number",
+            ExecuteError::WrongFieldType { .. } => "invalid_field_type",
+        }
+    }
+
+    /// 400 for a body that is not a `calls.execute` at all, 422 for one whose `data` is
+    /// unusable.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ExecuteError::MissingPhoneNumber { .. }
+            | ExecuteError::InvalidPhoneNumber(_)
+            | ExecuteError::WrongFieldType { .. } => 422,
+            _ => 400,
+        }
+    }
+
+    /// The JSON path the error is about, if one.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            ExecuteError::MissingType | ExecuteError::WrongType(_) => Some("type".into()),
+            ExecuteError::MissingData | ExecuteError::DataNotObject(_) => Some("data".into()),
+            ExecuteError::MissingPhoneNumber { .. } | ExecuteError::InvalidPhoneNumber(_) => {
+                Some("data.phoneNumber".into())
+            }
+            ExecuteError::WrongFieldType { field, .. } => Some(format!("data.{field}")),
+            ExecuteError::DuplicateKey(k) => Some(k.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// How to read phone numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Country calling code for national numbers; `None` refuses them.
+    pub default_country: Option<CountryCode>,
+}
+
+/// A valid `calls.execute`, its normalised phone number and the keys that were ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedExecute {
+    /// The request; `data.phoneNumber` holds the normalised E.164 number.
+    pub request: CallsExecute,
+    /// The normalised number.
+    pub phone: PhoneNumber,
+    /// Keys that were ignored, in the order they appeared.
+    pub ignored: Vec<IgnoredKey>,
+}
+
+/// Parses and validates a `calls.execute` body in one pass over the bytes.
+///
+/// camelCase only: a key that is not one of the documented names is skipped without being
+/// read into memory and listed in [`ParsedExecute::ignored`] with its suggestion; `null`
+/// counts as absent; a documented field that holds a number, boolean, array or object is
+/// [`ExecuteError::WrongFieldType`]. The phone number is normalised with
+/// [`PhoneNumber::normalize`].
+///
+/// ```
+/// use atllas_webhooks::validate::{parse_calls_execute, ParseOptions};
+/// let body = br#"{"type":"calls.execute","data":{"phoneNumber":"+1 555 123 4567","first_name":"Jane"}}"#;
+/// let parsed = parse_calls_execute(body, &ParseOptions::default()).unwrap();
+/// assert_eq!(parsed.phone.as_str(), "+15551234567");
+/// assert_eq!(parsed.request.data.first_name, None);
+/// assert_eq!(parsed.ignored[0].to_string(), "data.first_name (did you mean data.firstName?)");
+/// ```
+pub fn parse_calls_execute(
+    body: &[u8],
+    options: &ParseOptions,
+) -> Result<ParsedExecute, ExecuteError> {
+    let mut state = State::default();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let top = match (TopSeed { state: &mut state }).deserialize(&mut de) {
+        Ok(top) => top,
+        Err(e) => {
+            return Err(state
+                .error
+                .take()
+                .unwrap_or_else(|| ExecuteError::MalformedJson(e.to_string())));
+        }
+    };
+    de.end()
+        .map_err(|e| ExecuteError::MalformedJson(e.to_string()))?;
+    let Top { type_seen, data } = top.ok_or(ExecuteError::NotAnObject)?;
+    match type_seen {
+        None => return Err(ExecuteError::MissingType),
+        Some(Err(found)) => return Err(ExecuteError::WrongType(found)),
+        Some(Ok(())) => {}
+    }
+    let (mut contact, phone_raw) = match data {
+        None => return Err(ExecuteError::MissingData),
+        Some(Err(kind)) => return Err(ExecuteError::DataNotObject(kind)),
+        Some(Ok(d)) => d,
+    };
+    let Some(raw) = phone_raw else {
+        let sent_instead = state
+            .ignored
+            .iter()
+            .find(|k| k.suggestion.as_deref() == Some("data.phoneNumber"))
+            .map(|k| k.path.trim_start_matches("data.").to_owned());
+        return Err(ExecuteError::MissingPhoneNumber { sent_instead });
+    };
+    let phone = PhoneNumber::normalize(&raw, options.default_country)
+        .map_err(ExecuteError::InvalidPhoneNumber)?;
+    contact.phone_number = phone.as_str().to_owned();
+    Ok(ParsedExecute {
+        request: CallsExecute::new(contact),
+        phone,
+        ignored: state.ignored,
+    })
+}
+
+#[derive(Default)]
+struct State {
+    ignored: Vec<IgnoredKey>,
+    /// A structured error found inside the visitor; the serde error that aborts the parse
+    /// is then only a carrier.
+    error: Option<ExecuteError>,
+}
+
+impl State {
+    fn fail<E: de::Error>(&mut self, e: ExecuteError) -> E {
+        let msg = e.to_string();
+        self.error = Some(e);
+        E::custom(msg)
+    }
+}
+
+/// `Some(Top)` for an object, `None` for any other JSON value.
+struct Top {
+    /// `Some(Ok)` for `"calls.execute"`, `Some(Err(what))` for anything else.
+    type_seen: Option<Result<(), String>>,
+    /// `Some(Ok((contact, raw phone)))` for an object; `Some(Err(json type))` otherwise.
+    data: Option<Result<(Contact, Option<String>), &'static str>>,
+}
+
+struct TopSeed<'s> {
+    state: &'s mut State,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = Option<Top>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Consumes any JSON value that is not an object and says which type it was.
+macro_rules! non_object_visits {
+    ($ret:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($ret("boolean"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($ret("number"))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($ret("number"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($ret("number"))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($ret("string"))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($ret("null"))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<Skip>()?.is_some() {}
+            Ok($ret("array"))
+        }
+    };
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = Option<Top>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    non_object_visits!(|_| None);
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut top = Top {
+            type_seen: None,
+            data: None,
+        };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.as_str() {
+                "type" => {
+                    if top.type_seen.is_some() {
+                        return Err(self.state.fail(ExecuteError::DuplicateKey("type".into())));
+                    }
+                    let v = map.next_value::<Scalar<'de>>()?;
+                    top.type_seen = Some(match v {
+                        Scalar::Str(s) if s.as_str() == CallsExecute::TYPE => Ok(()),
+                        Scalar::Str(s) => Err(format!("{:?}", cut(s.as_str()))),
+                        Scalar::Null => Err("null".into()),
+                        Scalar::Other(kind) => Err(format!("a {kind}")),
+                    });
+                }
+                "data" => {
+                    if top.data.is_some() {
+                        return Err(self.state.fail(ExecuteError::DuplicateKey("data".into())));
+                    }
+                    top.data = Some(map.next_value_seed(DataSeed {
+                        state: &mut *self.state,
+                    })?);
+                }
+                other => {
+                    self.state.ignored.push(ignored_top_key(other));
+                    map.next_value::<Skip>()?;
+                }
+            }
+        }
+        Ok(Some(top))
+    }
+}
+
+struct DataSeed<'s> {
+    state: &'s mut State,
+}
+
+type DataResult = Result<(Contact, Option<String>), &'static str>;
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = DataResult;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = DataResult;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    non_object_visits!(Err);
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut contact = Contact::default();
+        let mut phone: Option<String> = None;
+        let mut seen: u16 = 0;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let k = key.as_str();
+            let Some(idx) = Contact::FIELDS.iter().position(|f| *f == k) else {
+                self.state.ignored.push(ignored_data_key(k));
+                map.next_value::<Skip>()?;
+                continue;
+            };
+            let field = Contact::FIELDS[idx];
+            if seen & (1 << idx) != 0 {
+                return Err(self
+                    .state
+                    .fail(ExecuteError::DuplicateKey(format!("data.{field}"))));
+            }
+            seen |= 1 << idx;
+            let value = match map.next_value::<Scalar<'de>>()? {
+                Scalar::Str(s) => Some(s.into_string()),
+                Scalar::Null => None,
+                Scalar::Other(found) => {
+                    return Err(self
+                        .state
+                        .fail(ExecuteError::WrongFieldType { field, found }));
+                }
+            };
+            if idx == 0 {
+                phone = value;
+            } else if let Some(slot) = contact.optional_field_mut(field) {
+                *slot = value;
+            }
+        }
+        Ok(Ok((contact, phone)))
+    }
+}
+
+/// A key, borrowed from the input when it has no escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            Key::Borrowed(s) => s.to_owned(),
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A field value: a string, null, or the name of another JSON type (whose content is
+/// skipped).
+enum Scalar<'de> {
+    Str(Key<'de>),
+    Null,
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Key::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Key::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Key::Owned(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Other("boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Other("number"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Scalar::Other("number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::Other("number"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<Skip>()?.is_some() {}
+                Ok(Scalar::Other("array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, Skip>()?.is_some() {}
+                Ok(Scalar::Other("object"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Skips any JSON value without keeping it. Unlike `IgnoredAny` it goes through
+/// `deserialize_any`, so serde_json's nesting limit (128) applies to skipped values too and
+/// a deeply nested body is refused as malformed instead of being accepted.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Skip;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+                while seq.next_element::<Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+                while map.next_entry::<IgnoredAny, Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

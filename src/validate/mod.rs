@@ -1,0 +1,12 @@
+//! Validation of inbound input: strict E.164 [`PhoneNumber`]s with a lenient normaliser,
+//! and the camelCase-only `calls.execute` parser that reports every ignored key with a
+//! "did you mean" suggestion for the request log.
+
+mod execute;
+mod phone;
+
+pub use execute::{
+    ExecuteError, IgnoredKey, MAX_KEY_LEN, ParseOptions, ParsedExecute, ignored_keys,
+    parse_calls_execute, suggest_data_key,
+};
+pub use phone::{CountryCode, E164_HINT, PhoneError, PhoneNumber};
