@@ -20,6 +20,15 @@ pub enum Error {
     /// A destination URL or address broke a rule.
     #[error(transparent)]
     Destination(#[from] crate::destination::DestinationError),
+    /// A campaign rule.
+    #[error(transparent)]
+    Campaign(#[from] crate::campaign::CampaignError),
+    /// A registry operation.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// A storage backend.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// Signing or verifying.
     #[error(transparent)]
     Signing(#[from] crate::signing::SigningError),

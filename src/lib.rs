@@ -29,14 +29,24 @@
 //! | [`signing`] | Standard Webhooks signer and verifier |
 //! | [`secrets`] | AES-256-GCM sealing of header values and signing secrets, key rotation |
 //! | [`destination`] | URL rules and address classification against SSRF |
+//! | [`ids`] | typed random identifiers and slugs |
+//! | [`clock`] | the injected clock |
+//! | [`campaign`] | campaigns, their settings versions and the outbound lock |
+//! | [`store`] | storage traits and the in-memory backend |
+//! | [`registry`] | campaigns, inbound, outbound and response webhooks over any store |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod campaign;
+pub mod clock;
 pub mod destination;
 pub mod fixtures;
+pub mod ids;
 pub mod model;
+pub mod registry;
 pub mod secrets;
 pub mod signing;
+pub mod store;
 pub mod validate;
 
 mod error;

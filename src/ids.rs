@@ -1,0 +1,168 @@
+//! Typed identifiers. Every id is a prefix and random base62 characters (at least 128
+//! bits), so ids are unguessable and never contain `.`; slugs use lowercase base32.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// The operating system's random generator failed (it practically never does).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the operating system's random number generator failed: {0}")]
+pub struct RngError(String);
+
+/// Fills `buf` with OS randomness.
+pub fn random_bytes(buf: &mut [u8]) -> Result<(), RngError> {
+    getrandom::fill(buf).map_err(|e| RngError(e.to_string()))
+}
+
+/// `len` random characters from `alphabet` (whose length is a power of two or 62), with
+/// rejection sampling so every character is uniform.
+fn random_string(alphabet: &[u8], len: usize) -> Result<String, RngError> {
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        random_bytes(&mut buf)?;
+        for b in buf {
+            // 62 * 4 = 248: accept bytes below 248 for base62; 32 divides 256 exactly.
+            let limit = 256 - (256 % alphabet.len());
+            if (b as usize) < limit {
+                out.push(char::from(alphabet[b as usize % alphabet.len()]));
+                if out.len() == len {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `prefix_` and 22 base62 characters (131 bits).
+pub fn new_id(prefix: &str) -> Result<String, RngError> {
+    Ok(format!("{prefix}_{}", random_string(BASE62, 22)?))
+}
+
+/// An inbound webhook slug: 26 lowercase base32 characters (130 bits). URL-safe, no `_`,
+/// so a slug never collides with reserved paths such as `/_logs`.
+pub fn new_slug() -> Result<String, RngError> {
+    random_string(BASE32, 26)
+}
+
+macro_rules! id_type {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The prefix of generated ids.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new random id.
+            pub fn generate() -> Result<Self, RngError> {
+                new_id($prefix).map($name)
+            }
+
+            /// Wraps an existing id (from storage or a request path).
+            pub fn new(id: impl Into<String>) -> Self {
+                $name(id.into())
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(s.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(s)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An account (tenant). Everything else belongs to exactly one account.
+    AccountId, "acct"
+);
+id_type!(
+    /// A campaign.
+    CampaignId, "campaign"
+);
+id_type!(
+    /// A webhook: inbound, outbound or response.
+    WebhookId, "webhook"
+);
+id_type!(
+    /// A call.
+    CallId, "call"
+);
+id_type!(
+    /// A delivery's message id: its `webhook-id` header, the same across retries and
+    /// redeliveries.
+    MessageId, "msg"
+);
+id_type!(
+    /// A delivery: one event to one endpoint.
+    DeliveryId, "dlv"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_prefix_and_enough_randomness() {
+        let a = MessageId::generate().unwrap();
+        let b = MessageId::generate().unwrap();
+        assert_ne!(a, b);
+        assert!(a.as_str().starts_with("msg_"));
+        assert_eq!(a.as_str().len(), 4 + 22);
+        assert!(!a.as_str().contains('.'));
+        // 22 base62 characters carry log2(62) * 22 ≈ 131 bits.
+        let bits = (62f64).log2() * (a.as_str().len() - 4) as f64;
+        assert!(bits >= 128.0, "{bits}");
+    }
+
+    #[test]
+    fn slugs_are_url_safe_without_underscore() {
+        for _ in 0..200 {
+            let s = new_slug().unwrap();
+            assert_eq!(s.len(), 26);
+            assert!(
+                s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+            );
+        }
+        // 26 base32 characters carry 5 * 26 = 130 bits.
+        assert!(5 * new_slug().unwrap().len() >= 128);
+    }
+}

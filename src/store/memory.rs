@@ -1,0 +1,775 @@
+//! The in-memory backend: always compiled, for tests, demos and embedding without
+//! persistence. One mutex guards everything; no lock is held across an `await`.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    CallRecord, CallState, CallStore, Delivery, DeliveryAttempt, DeliveryFilter, DeliveryState,
+    Endpoint, InboundWebhook, Lease, LeaseOutcome, LogRetention, LogStore, QueueStore,
+    RequestLogEntry, StoreError, StoreResult, WebhookStore,
+};
+use crate::campaign::{Campaign, SettingsVersion};
+use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, WebhookId};
+use crate::model::Call;
+
+/// A store that keeps everything in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    retention: LogRetention,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    campaigns: HashMap<CampaignId, Campaign>,
+    versions: HashMap<(CampaignId, u32), SettingsVersion>,
+    inbound: HashMap<WebhookId, InboundWebhook>,
+    slugs: HashMap<String, WebhookId>,
+    endpoints: HashMap<WebhookId, Endpoint>,
+    calls: HashMap<CallId, CallRecord>,
+    deliveries: HashMap<DeliveryId, Slot>,
+    /// Pending deliveries by when they are due: `next_attempt_at`, or the lease end while
+    /// leased.
+    due: BTreeSet<(DateTime<Utc>, DeliveryId)>,
+    next_token: u64,
+    attempts: HashMap<WebhookId, VecDeque<DeliveryAttempt>>,
+    requests: HashMap<Option<AccountId>, VecDeque<RequestLogEntry>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    delivery: Delivery,
+    lease: Option<(u64, DateTime<Utc>)>,
+}
+
+impl Slot {
+    fn due_key(&self) -> (DateTime<Utc>, DeliveryId) {
+        let at = match self.lease {
+            Some((_, until)) => until,
+            None => self.delivery.next_attempt_at,
+        };
+        (at, self.delivery.id.clone())
+    }
+}
+
+impl MemoryStore {
+    /// An empty store with the default log retention.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store with the given log retention.
+    pub fn with_retention(retention: LogRetention) -> Self {
+        MemoryStore {
+            inner: Mutex::default(),
+            retention,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // breaks invariants more than the panic itself did; keep serving.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every record as JSON lines, for inspecting what the store holds (tests use it to
+    /// check that no secret is stored in clear).
+    pub fn dump(&self) -> String {
+        let g = self.lock();
+        let mut out = String::new();
+        let mut push = |v: Result<String, serde_json::Error>| {
+            out.push_str(&v.unwrap_or_default());
+            out.push('\n');
+        };
+        g.campaigns
+            .values()
+            .for_each(|c| push(serde_json::to_string(c)));
+        g.inbound
+            .values()
+            .for_each(|c| push(serde_json::to_string(c)));
+        g.endpoints
+            .values()
+            .for_each(|c| push(serde_json::to_string(c)));
+        g.calls
+            .values()
+            .for_each(|c| push(serde_json::to_string(c)));
+        g.deliveries
+            .values()
+            .for_each(|c| push(serde_json::to_string(&c.delivery)));
+        g.attempts
+            .values()
+            .flatten()
+            .for_each(|c| push(serde_json::to_string(c)));
+        g.requests
+            .values()
+            .flatten()
+            .for_each(|c| push(serde_json::to_string(c)));
+        out
+    }
+}
+
+fn owned<'a, T>(
+    map: &'a HashMap<impl std::hash::Hash + Eq + std::borrow::Borrow<str>, T>,
+    id: &str,
+    account: &AccountId,
+    account_of: impl Fn(&T) -> &AccountId,
+    what: &'static str,
+) -> StoreResult<&'a T> {
+    map.get(id)
+        .filter(|r| account_of(r) == account)
+        .ok_or_else(|| StoreError::not_found(what, id))
+}
+
+impl Inner {
+    fn enqueue(&mut self, d: &Delivery) {
+        let slot = Slot {
+            delivery: d.clone(),
+            lease: None,
+        };
+        if d.state == DeliveryState::Pending {
+            self.due.insert(slot.due_key());
+        }
+        self.deliveries.insert(d.id.clone(), slot);
+    }
+
+    fn slot_mut(&mut self, account: &AccountId, id: &DeliveryId) -> StoreResult<&mut Slot> {
+        self.deliveries
+            .get_mut(id.as_str())
+            .filter(|s| &s.delivery.account == account)
+            .ok_or_else(|| StoreError::not_found("delivery", id))
+    }
+
+    /// Makes a non-pending delivery pending at `now` (keeps the message id).
+    fn revive(&mut self, id: &DeliveryId, now: DateTime<Utc>) {
+        if let Some(slot) = self.deliveries.get_mut(id.as_str())
+            && slot.delivery.state != DeliveryState::Pending
+        {
+            slot.delivery.state = DeliveryState::Pending;
+            slot.delivery.next_attempt_at = now;
+            slot.delivery.updated_at = now;
+            slot.lease = None;
+            let key = slot.due_key();
+            self.due.insert(key);
+        }
+    }
+
+    /// Removes an endpoint; its pending deliveries become dead letters.
+    fn remove_endpoint(&mut self, id: &WebhookId, reason: &str, now: DateTime<Utc>) {
+        self.endpoints.remove(id.as_str());
+        let pending: Vec<DeliveryId> = self
+            .deliveries
+            .values()
+            .filter(|s| &s.delivery.endpoint_id == id && s.delivery.state == DeliveryState::Pending)
+            .map(|s| s.delivery.id.clone())
+            .collect();
+        for d in pending {
+            self.kill(&d, reason, now);
+        }
+    }
+
+    fn kill(&mut self, id: &DeliveryId, reason: &str, now: DateTime<Utc>) {
+        if let Some(slot) = self.deliveries.get_mut(id.as_str())
+            && slot.delivery.state == DeliveryState::Pending
+        {
+            let key = slot.due_key();
+            slot.delivery.state = DeliveryState::Dead;
+            slot.delivery.last_error = Some(reason.to_owned());
+            slot.delivery.updated_at = now;
+            slot.lease = None;
+            self.due.remove(&key);
+        }
+    }
+}
+
+#[async_trait]
+impl WebhookStore for MemoryStore {
+    async fn insert_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        let mut g = self.lock();
+        if g.campaigns.contains_key(campaign.id.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "campaign {} exists",
+                campaign.id
+            )));
+        }
+        let v = campaign.current_version();
+        g.versions.insert((campaign.id.clone(), v.version), v);
+        g.campaigns.insert(campaign.id.clone(), campaign.clone());
+        Ok(())
+    }
+
+    async fn campaign(&self, account: &AccountId, id: &CampaignId) -> StoreResult<Campaign> {
+        let g = self.lock();
+        owned(
+            &g.campaigns,
+            id.as_str(),
+            account,
+            |c| &c.account,
+            "campaign",
+        )
+        .cloned()
+    }
+
+    async fn update_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        let mut g = self.lock();
+        owned(
+            &g.campaigns,
+            campaign.id.as_str(),
+            &campaign.account,
+            |c| &c.account,
+            "campaign",
+        )?;
+        let key = (campaign.id.clone(), campaign.settings_version);
+        g.versions
+            .entry(key)
+            .or_insert_with(|| campaign.current_version());
+        g.campaigns.insert(campaign.id.clone(), campaign.clone());
+        Ok(())
+    }
+
+    async fn campaigns(&self, account: &AccountId) -> StoreResult<Vec<Campaign>> {
+        let g = self.lock();
+        let mut v: Vec<Campaign> = g
+            .campaigns
+            .values()
+            .filter(|c| &c.account == account)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(v)
+    }
+
+    async fn settings_version(
+        &self,
+        account: &AccountId,
+        campaign: &CampaignId,
+        version: u32,
+    ) -> StoreResult<SettingsVersion> {
+        let g = self.lock();
+        owned(
+            &g.campaigns,
+            campaign.as_str(),
+            account,
+            |c| &c.account,
+            "campaign",
+        )?;
+        g.versions
+            .get(&(campaign.clone(), version))
+            .cloned()
+            .ok_or_else(|| {
+                StoreError::not_found("settings version", format!("{campaign}@{version}"))
+            })
+    }
+
+    async fn insert_inbound(&self, webhook: &InboundWebhook) -> StoreResult<()> {
+        let mut g = self.lock();
+        if g.slugs.contains_key(&webhook.slug) {
+            return Err(StoreError::Conflict("slug is taken".into()));
+        }
+        if g.inbound.contains_key(webhook.id.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "webhook {} exists",
+                webhook.id
+            )));
+        }
+        g.slugs.insert(webhook.slug.clone(), webhook.id.clone());
+        g.inbound.insert(webhook.id.clone(), webhook.clone());
+        Ok(())
+    }
+
+    async fn inbound(&self, account: &AccountId, id: &WebhookId) -> StoreResult<InboundWebhook> {
+        let g = self.lock();
+        owned(
+            &g.inbound,
+            id.as_str(),
+            account,
+            |w| &w.account,
+            "inbound webhook",
+        )
+        .cloned()
+    }
+
+    async fn inbound_by_slug(&self, slug: &str) -> StoreResult<Option<InboundWebhook>> {
+        let g = self.lock();
+        Ok(g.slugs
+            .get(slug)
+            .and_then(|id| g.inbound.get(id.as_str()))
+            .cloned())
+    }
+
+    async fn update_inbound(&self, webhook: &InboundWebhook) -> StoreResult<()> {
+        let mut g = self.lock();
+        let old = owned(
+            &g.inbound,
+            webhook.id.as_str(),
+            &webhook.account,
+            |w| &w.account,
+            "inbound webhook",
+        )?
+        .clone();
+        if old.slug != webhook.slug {
+            if g.slugs.contains_key(&webhook.slug) {
+                return Err(StoreError::Conflict("slug is taken".into()));
+            }
+            g.slugs.remove(&old.slug);
+            g.slugs.insert(webhook.slug.clone(), webhook.id.clone());
+        }
+        g.inbound.insert(webhook.id.clone(), webhook.clone());
+        Ok(())
+    }
+
+    async fn delete_inbound(&self, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
+        let mut g = self.lock();
+        let old = owned(
+            &g.inbound,
+            id.as_str(),
+            account,
+            |w| &w.account,
+            "inbound webhook",
+        )?
+        .clone();
+        g.slugs.remove(&old.slug);
+        g.inbound.remove(id.as_str());
+        if let Some(resp) = old.response_endpoint {
+            g.remove_endpoint(&resp, "webhook deleted", Utc::now());
+        }
+        Ok(())
+    }
+
+    async fn inbound_webhooks(&self, account: &AccountId) -> StoreResult<Vec<InboundWebhook>> {
+        let g = self.lock();
+        let mut v: Vec<InboundWebhook> = g
+            .inbound
+            .values()
+            .filter(|w| &w.account == account)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(v)
+    }
+
+    async fn insert_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
+        let mut g = self.lock();
+        if g.endpoints.contains_key(endpoint.id.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "webhook {} exists",
+                endpoint.id
+            )));
+        }
+        g.endpoints.insert(endpoint.id.clone(), endpoint.clone());
+        Ok(())
+    }
+
+    async fn endpoint(&self, account: &AccountId, id: &WebhookId) -> StoreResult<Endpoint> {
+        let g = self.lock();
+        owned(
+            &g.endpoints,
+            id.as_str(),
+            account,
+            |e| &e.account,
+            "webhook",
+        )
+        .cloned()
+    }
+
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
+        let mut g = self.lock();
+        owned(
+            &g.endpoints,
+            endpoint.id.as_str(),
+            &endpoint.account,
+            |e| &e.account,
+            "webhook",
+        )?;
+        g.endpoints.insert(endpoint.id.clone(), endpoint.clone());
+        Ok(())
+    }
+
+    async fn delete_endpoint(&self, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
+        let mut g = self.lock();
+        owned(
+            &g.endpoints,
+            id.as_str(),
+            account,
+            |e| &e.account,
+            "webhook",
+        )?;
+        g.remove_endpoint(id, "webhook deleted", Utc::now());
+        Ok(())
+    }
+
+    async fn endpoints(&self, account: &AccountId) -> StoreResult<Vec<Endpoint>> {
+        let g = self.lock();
+        let mut v: Vec<Endpoint> = g
+            .endpoints
+            .values()
+            .filter(|e| &e.account == account)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(v)
+    }
+
+    async fn all_endpoints(&self) -> StoreResult<Vec<Endpoint>> {
+        let g = self.lock();
+        let mut v: Vec<Endpoint> = g.endpoints.values().cloned().collect();
+        v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(v)
+    }
+}
+
+#[async_trait]
+impl CallStore for MemoryStore {
+    async fn insert_call(&self, call: &CallRecord) -> StoreResult<()> {
+        let mut g = self.lock();
+        if g.calls.contains_key(call.id.as_str()) {
+            return Err(StoreError::Conflict(format!("call {} exists", call.id)));
+        }
+        g.calls.insert(call.id.clone(), call.clone());
+        Ok(())
+    }
+
+    async fn call(&self, account: &AccountId, id: &CallId) -> StoreResult<CallRecord> {
+        let g = self.lock();
+        owned(&g.calls, id.as_str(), account, |c| &c.account, "call").cloned()
+    }
+
+    async fn set_call_state(
+        &self,
+        account: &AccountId,
+        id: &CallId,
+        state: CallState,
+        cancel_reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut g = self.lock();
+        let call = g
+            .calls
+            .get_mut(id.as_str())
+            .filter(|c| &c.account == account)
+            .ok_or_else(|| StoreError::not_found("call", id))?;
+        call.state = state;
+        call.cancel_reason = cancel_reason;
+        call.updated_at = now;
+        Ok(())
+    }
+
+    async fn calls(
+        &self,
+        account: &AccountId,
+        campaign: Option<&CampaignId>,
+        limit: usize,
+    ) -> StoreResult<Vec<CallRecord>> {
+        let g = self.lock();
+        let mut v: Vec<CallRecord> = g
+            .calls
+            .values()
+            .filter(|c| &c.account == account && campaign.is_none_or(|id| &c.campaign_id == id))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        v.truncate(if limit == 0 { 100 } else { limit });
+        Ok(v)
+    }
+
+    async fn complete_call(
+        &self,
+        account: &AccountId,
+        id: &CallId,
+        result: &Call,
+        deliveries: &[Delivery],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut g = self.lock();
+        let call = g
+            .calls
+            .get_mut(id.as_str())
+            .filter(|c| &c.account == account)
+            .ok_or_else(|| StoreError::not_found("call", id))?;
+        if matches!(call.state, CallState::Completed | CallState::Cancelled) {
+            return Err(StoreError::Conflict(format!(
+                "call {id} is already {}",
+                call.state.as_str()
+            )));
+        }
+        call.state = CallState::Completed;
+        call.result = Some(result.clone());
+        call.updated_at = now;
+        for d in deliveries {
+            g.enqueue(d);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueStore for MemoryStore {
+    async fn enqueue(&self, deliveries: &[Delivery]) -> StoreResult<()> {
+        let mut g = self.lock();
+        for d in deliveries {
+            g.enqueue(d);
+        }
+        Ok(())
+    }
+
+    async fn lease(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_for: std::time::Duration,
+    ) -> StoreResult<Vec<Lease>> {
+        let lease_for = chrono::Duration::from_std(lease_for)
+            .map_err(|e| StoreError::Backend(format!("lease duration: {e}")))?;
+        let until = now + lease_for;
+        let mut g = self.lock();
+        let due: Vec<(DateTime<Utc>, DeliveryId)> = g
+            .due
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(limit)
+            .cloned()
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        for key in due {
+            g.due.remove(&key);
+            g.next_token += 1;
+            let token = g.next_token;
+            if let Some(slot) = g.deliveries.get_mut(key.1.as_str()) {
+                slot.lease = Some((token, until));
+                let delivery = slot.delivery.clone();
+                let k = slot.due_key();
+                g.due.insert(k);
+                out.push(Lease {
+                    delivery,
+                    token,
+                    lease_until: until,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn finish(
+        &self,
+        lease: &Lease,
+        outcome: LeaseOutcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut g = self.lock();
+        let Some(slot) = g.deliveries.get_mut(lease.delivery.id.as_str()) else {
+            return Ok(false);
+        };
+        if slot.lease.map(|(t, _)| t) != Some(lease.token)
+            || slot.delivery.state != DeliveryState::Pending
+        {
+            return Ok(false);
+        }
+        let old_key = slot.due_key();
+        slot.lease = None;
+        let d = &mut slot.delivery;
+        d.attempts += 1;
+        d.updated_at = now;
+        match outcome {
+            LeaseOutcome::Succeeded => {
+                d.state = DeliveryState::Succeeded;
+                d.last_error = None;
+            }
+            LeaseOutcome::Retry {
+                next_attempt_at,
+                error,
+            } => {
+                d.next_attempt_at = next_attempt_at;
+                d.last_error = Some(error);
+            }
+            LeaseOutcome::Dead { error } => {
+                d.state = DeliveryState::Dead;
+                d.last_error = Some(error);
+            }
+        }
+        let pending = d.state == DeliveryState::Pending;
+        let new_key = slot.due_key();
+        g.due.remove(&old_key);
+        if pending {
+            g.due.insert(new_key);
+        }
+        Ok(true)
+    }
+
+    async fn release(&self, lease: &Lease) -> StoreResult<()> {
+        let mut g = self.lock();
+        let Some(slot) = g.deliveries.get_mut(lease.delivery.id.as_str()) else {
+            return Ok(());
+        };
+        if slot.lease.map(|(t, _)| t) != Some(lease.token) {
+            return Ok(());
+        }
+        let old_key = slot.due_key();
+        slot.lease = None;
+        let new_key = slot.due_key();
+        g.due.remove(&old_key);
+        g.due.insert(new_key);
+        Ok(())
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(self.lock().due.first().map(|(at, _)| *at))
+    }
+
+    async fn delivery(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
+        let g = self.lock();
+        g.deliveries
+            .get(id.as_str())
+            .filter(|s| &s.delivery.account == account)
+            .map(|s| s.delivery.clone())
+            .ok_or_else(|| StoreError::not_found("delivery", id))
+    }
+
+    async fn deliveries(
+        &self,
+        account: &AccountId,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Vec<Delivery>> {
+        let g = self.lock();
+        let mut v: Vec<Delivery> = g
+            .deliveries
+            .values()
+            .map(|s| &s.delivery)
+            .filter(|d| {
+                &d.account == account
+                    && filter
+                        .endpoint_id
+                        .as_ref()
+                        .is_none_or(|e| &d.endpoint_id == e)
+                    && filter.state.is_none_or(|s| d.state == s)
+                    && filter.since.is_none_or(|t| d.created_at >= t)
+            })
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        v.truncate(if filter.limit == 0 { 100 } else { filter.limit });
+        Ok(v)
+    }
+
+    async fn redeliver(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Delivery> {
+        let mut g = self.lock();
+        g.slot_mut(account, id)?;
+        g.revive(id, now);
+        Ok(g.slot_mut(account, id)?.delivery.clone())
+    }
+
+    async fn redeliver_dead_since(
+        &self,
+        account: &AccountId,
+        endpoint: Option<&WebhookId>,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let mut g = self.lock();
+        let ids: Vec<DeliveryId> = g
+            .deliveries
+            .values()
+            .map(|s| &s.delivery)
+            .filter(|d| {
+                &d.account == account
+                    && d.state == DeliveryState::Dead
+                    && d.created_at >= since
+                    && endpoint.is_none_or(|e| &d.endpoint_id == e)
+            })
+            .map(|d| d.id.clone())
+            .collect();
+        for id in &ids {
+            g.revive(id, now);
+        }
+        Ok(ids.len())
+    }
+
+    async fn kill_pending(
+        &self,
+        account: &AccountId,
+        endpoint: &WebhookId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let mut g = self.lock();
+        let ids: Vec<DeliveryId> = g
+            .deliveries
+            .values()
+            .map(|s| &s.delivery)
+            .filter(|d| {
+                &d.account == account
+                    && &d.endpoint_id == endpoint
+                    && d.state == DeliveryState::Pending
+            })
+            .map(|d| d.id.clone())
+            .collect();
+        for id in &ids {
+            g.kill(id, reason, now);
+        }
+        Ok(ids.len())
+    }
+}
+
+#[async_trait]
+impl LogStore for MemoryStore {
+    async fn append_attempt(&self, attempt: &DeliveryAttempt) -> StoreResult<()> {
+        let cap = self.retention.attempts_per_endpoint.max(1);
+        let mut g = self.lock();
+        let log = g.attempts.entry(attempt.endpoint_id.clone()).or_default();
+        log.push_front(attempt.clone());
+        log.truncate(cap);
+        Ok(())
+    }
+
+    async fn attempts(
+        &self,
+        account: &AccountId,
+        endpoint: &WebhookId,
+        success: Option<bool>,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryAttempt>> {
+        let g = self.lock();
+        let limit = if limit == 0 { 100 } else { limit };
+        Ok(g.attempts
+            .get(endpoint.as_str())
+            .map(|log| {
+                log.iter()
+                    .filter(|a| &a.account == account && success.is_none_or(|s| a.success == s))
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn append_request(&self, entry: &RequestLogEntry) -> StoreResult<()> {
+        let cap = self.retention.requests_per_account.max(1);
+        let mut g = self.lock();
+        let log = g.requests.entry(entry.account.clone()).or_default();
+        log.push_front(entry.clone());
+        log.truncate(cap);
+        Ok(())
+    }
+
+    async fn requests(
+        &self,
+        account: Option<&AccountId>,
+        limit: usize,
+    ) -> StoreResult<Vec<RequestLogEntry>> {
+        let g = self.lock();
+        let limit = if limit == 0 { 100 } else { limit };
+        Ok(g.requests
+            .get(&account.cloned())
+            .map(|log| log.iter().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+}
