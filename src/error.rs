@@ -29,6 +29,9 @@ pub enum Error {
     /// A storage backend.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The call lifecycle.
+    #[error(transparent)]
+    Calls(#[from] crate::calls::CallsError),
     /// Signing or verifying.
     #[error(transparent)]
     Signing(#[from] crate::signing::SigningError),

@@ -34,14 +34,18 @@
 //! | [`campaign`] | campaigns, their settings versions and the outbound lock |
 //! | [`store`] | storage traits and the in-memory backend |
 //! | [`registry`] | campaigns, inbound, outbound and response webhooks over any store |
+//! | [`calls`] | the call lifecycle: launcher, credits, completion with its outbox |
+//! | [`inbound`] | the `POST /{slug}` handler, request log, idempotency, rate limit |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod calls;
 pub mod campaign;
 pub mod clock;
 pub mod destination;
 pub mod fixtures;
 pub mod ids;
+pub mod inbound;
 pub mod model;
 pub mod registry;
 pub mod secrets;

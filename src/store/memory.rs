@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     CallRecord, CallState, CallStore, Delivery, DeliveryAttempt, DeliveryFilter, DeliveryState,
-    Endpoint, InboundWebhook, Lease, LeaseOutcome, LogRetention, LogStore, QueueStore,
-    RequestLogEntry, StoreError, StoreResult, WebhookStore,
+    Endpoint, IdempotencyClaim, IdempotencyStore, InboundWebhook, Lease, LeaseOutcome,
+    LogRetention, LogStore, QueueStore, RequestLogEntry, StoreError, StoreResult, StoredResponse,
+    WebhookStore,
 };
 use crate::campaign::{Campaign, SettingsVersion};
 use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, WebhookId};
@@ -38,6 +39,13 @@ struct Inner {
     next_token: u64,
     attempts: HashMap<WebhookId, VecDeque<DeliveryAttempt>>,
     requests: HashMap<Option<AccountId>, VecDeque<RequestLogEntry>>,
+    idempotency: HashMap<(AccountId, WebhookId, String), Idem>,
+}
+
+#[derive(Debug)]
+struct Idem {
+    expires_at: DateTime<Utc>,
+    response: Option<StoredResponse>,
 }
 
 #[derive(Debug)]
@@ -469,7 +477,10 @@ impl CallStore for MemoryStore {
         let mut v: Vec<CallRecord> = g
             .calls
             .values()
-            .filter(|c| &c.account == account && campaign.is_none_or(|id| &c.campaign_id == id))
+            .filter(|c| {
+                &c.account == account
+                    && campaign.is_none_or(|id| c.campaign_id.as_ref() == Some(id))
+            })
             .cloned()
             .collect();
         v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
@@ -482,6 +493,7 @@ impl CallStore for MemoryStore {
         account: &AccountId,
         id: &CallId,
         result: &Call,
+        action_items: &[String],
         deliveries: &[Delivery],
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -499,6 +511,7 @@ impl CallStore for MemoryStore {
         }
         call.state = CallState::Completed;
         call.result = Some(result.clone());
+        call.action_items = action_items.to_vec();
         call.updated_at = now;
         for d in deliveries {
             g.enqueue(d);
@@ -771,5 +784,69 @@ impl LogStore for MemoryStore {
             .get(&account.cloned())
             .map(|log| log.iter().take(limit).cloned().collect())
             .unwrap_or_default())
+    }
+}
+
+/// Most idempotency keys kept; past this, expired ones are swept on the next claim.
+const IDEMPOTENCY_SWEEP_AT: usize = 100_000;
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn claim_idempotent(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        key: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<IdempotencyClaim> {
+        let mut g = self.lock();
+        if g.idempotency.len() >= IDEMPOTENCY_SWEEP_AT {
+            g.idempotency.retain(|_, v| v.expires_at > now);
+        }
+        let k = (account.clone(), webhook.clone(), key.to_owned());
+        if let Some(existing) = g.idempotency.get(&k)
+            && existing.expires_at > now
+        {
+            return Ok(match &existing.response {
+                Some(r) => IdempotencyClaim::Done(r.clone()),
+                None => IdempotencyClaim::InFlight,
+            });
+        }
+        g.idempotency.insert(
+            k,
+            Idem {
+                expires_at,
+                response: None,
+            },
+        );
+        Ok(IdempotencyClaim::New)
+    }
+
+    async fn finish_idempotent(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        key: &str,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        let mut g = self.lock();
+        let k = (account.clone(), webhook.clone(), key.to_owned());
+        if let Some(v) = g.idempotency.get_mut(&k) {
+            v.response = Some(response.clone());
+        }
+        Ok(())
+    }
+
+    async fn abandon_idempotent(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        key: &str,
+    ) -> StoreResult<()> {
+        let mut g = self.lock();
+        g.idempotency
+            .remove(&(account.clone(), webhook.clone(), key.to_owned()));
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! | [`CallStore`] | calls; completing a call and enqueueing its deliveries in one step |
 //! | [`QueueStore`] | the delivery queue: leases with expiry, outcomes, dead letters |
 //! | [`LogStore`] | the delivery log and the request log |
+//! | [`IdempotencyStore`] | `Idempotency-Key` claims and remembered answers |
 //!
 //! [`Store`] is all four; every backend implements it. [`memory::MemoryStore`] is always
 //! compiled.
@@ -145,6 +146,7 @@ pub trait CallStore: Send + Sync {
         account: &AccountId,
         id: &CallId,
         result: &crate::model::Call,
+        action_items: &[String],
         deliveries: &[Delivery],
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
@@ -255,7 +257,59 @@ pub trait LogStore: Send + Sync {
     ) -> StoreResult<Vec<RequestLogEntry>>;
 }
 
-/// Everything a backend stores.
-pub trait Store: WebhookStore + CallStore + QueueStore + LogStore {}
+/// A response remembered for an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Body.
+    pub body: bytes::Bytes,
+    /// The call it placed, if any.
+    pub call_id: Option<CallId>,
+}
 
-impl<T: WebhookStore + CallStore + QueueStore + LogStore + ?Sized> Store for T {}
+/// The state of an idempotency key when a request claims it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// First use (or the earlier one expired): go ahead, then [`IdempotencyStore::finish_idempotent`].
+    New,
+    /// A request with this key is still being handled.
+    InFlight,
+    /// Already answered: replay this.
+    Done(StoredResponse),
+}
+
+/// `Idempotency-Key` bookkeeping for the inbound path, scoped by account and webhook.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` until `expires_at` unless a live claim exists. Atomic: of two concurrent
+    /// claims only one gets [`IdempotencyClaim::New`].
+    async fn claim_idempotent(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        key: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<IdempotencyClaim>;
+    /// Stores the answer of a claimed key.
+    async fn finish_idempotent(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        key: &str,
+        response: &StoredResponse,
+    ) -> StoreResult<()>;
+    /// Drops a claim without an answer (the request failed in a way worth retrying).
+    async fn abandon_idempotent(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        key: &str,
+    ) -> StoreResult<()>;
+}
+
+/// Everything a backend stores.
+pub trait Store: WebhookStore + CallStore + QueueStore + LogStore + IdempotencyStore {}
+
+impl<T: WebhookStore + CallStore + QueueStore + LogStore + IdempotencyStore + ?Sized> Store for T {}

@@ -153,9 +153,10 @@ pub struct CallRecord {
     pub id: CallId,
     /// The owning account.
     pub account: AccountId,
-    /// The campaign whose settings it uses.
-    pub campaign_id: CampaignId,
-    /// The settings version it ran with.
+    /// The campaign whose settings it uses; `None` when its inbound webhook had no
+    /// campaign bound (the call is then cancelled).
+    pub campaign_id: Option<CampaignId>,
+    /// The settings version it ran with (0 when there was no campaign).
     pub settings_version: u32,
     /// Where it came from.
     pub origin: CallOrigin,
@@ -167,6 +168,8 @@ pub struct CallRecord {
     pub cancel_reason: Option<String>,
     /// The result once completed (status, summary, transcript, analysis, …).
     pub result: Option<Call>,
+    /// Action items extracted from the call (not part of the events' payload).
+    pub action_items: Vec<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.

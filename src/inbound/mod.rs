@@ -1,0 +1,476 @@
+//! The trigger path: `POST /{slug}` with a `calls.execute` body places a call.
+//!
+//! [`InboundHandler::handle`] takes an `http::Request<Bytes>` and returns an
+//! `http::Response<Bytes>`, so any server (axum, hyper, actix) can mount it without this
+//! crate depending on one. Every request, accepted or not, lands in the account's request
+//! log (requests to unknown slugs in the unattributed log).
+//!
+//! | status | code | when |
+//! | --- | --- | --- |
+//! | 201 | — | accepted: body exactly `{"success":true}` (also when the call is recorded cancelled: inactive campaign, no prompt, out of credits) |
+//! | 400 | `malformed_json`, `body_not_object`, `duplicate_key`, `missing_type`, `invalid_type`, `missing_data`, `invalid_data`, `invalid_idempotency_key` | not a `calls.execute` |
+//! | 404 | `not_found` | unknown or disabled slug (the same answer for both) |
+//! | 405 | `method_not_allowed` | not POST; `Allow: POST` |
+//! | 409 | `idempotency_in_progress` | a request with the same `Idempotency-Key` is still being handled |
+//! | 413 | `payload_too_large` | body over the limit (default 64 KiB), checked before parsing |
+//! | 422 | `missing_phone_number`, `invalid_phone_number`, `invalid_field_type` | unusable `data` |
+//! | 429 | `rate_limited` | the slug's token bucket is empty; `Retry-After` says when to retry |
+//! | 503 | `unavailable` | the store failed; nothing was recorded, retry later |
+//!
+//! Errors answer `{"success":false,"error":{"code":"…","message":"…","field":"…"}}`; `field`
+//! is present when the error is about one field.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::calls::{CallService, CallsError, PlaceOutcome};
+use crate::clock::{Clock, SystemClock};
+use crate::ids::{AccountId, CallId, WebhookId};
+use crate::store::{
+    CallOrigin, IdempotencyClaim, InboundWebhook, RequestLogEntry, RequestOutcome, Store,
+    StoreError, StoredResponse,
+};
+use crate::validate::{CountryCode, ExecuteError, IgnoredKey, ParseOptions, parse_calls_execute};
+
+mod rate_limit;
+
+pub use rate_limit::RateLimit;
+
+/// The exact body of an accepted request.
+pub const SUCCESS_BODY: &[u8] = br#"{"success":true}"#;
+
+/// Longest slug looked up; longer paths are unknown slugs.
+const MAX_SLUG_LEN: usize = 64;
+
+/// Settings of the inbound path.
+#[derive(Debug, Clone)]
+pub struct InboundConfig {
+    /// Largest accepted body, in bytes (default 64 KiB). Servers should also stop reading
+    /// at this size ([`InboundHandler::body_limit`]).
+    pub body_limit: usize,
+    /// Per-slug token bucket; `None` disables rate limiting.
+    pub rate_limit: Option<RateLimit>,
+    /// Calling code for national phone numbers; `None` refuses them.
+    pub default_country: Option<CountryCode>,
+    /// How long an `Idempotency-Key` is remembered (default 24 h).
+    pub idempotency_ttl: chrono::Duration,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            body_limit: 64 * 1024,
+            rate_limit: Some(RateLimit::default()),
+            default_country: None,
+            idempotency_ttl: chrono::Duration::hours(24),
+        }
+    }
+}
+
+/// An error answer of the inbound path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// The field it is about.
+    pub field: Option<String>,
+    /// Seconds to wait (429).
+    pub retry_after: Option<u64>,
+}
+
+impl InboundError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        InboundError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no inbound webhook at this URL",
+        )
+    }
+
+    fn body(&self) -> Bytes {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            success: bool,
+            error: Detail<'a>,
+        }
+        #[derive(Serialize)]
+        struct Detail<'a> {
+            code: &'a str,
+            message: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            field: Option<&'a str>,
+        }
+        let body = Body {
+            success: false,
+            error: Detail {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+        };
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+impl From<ExecuteError> for InboundError {
+    fn from(e: ExecuteError) -> Self {
+        InboundError {
+            status: StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+            code: e.code(),
+            message: e.to_string(),
+            field: e.field(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Serves `POST /{slug}`.
+pub struct InboundHandler<S: ?Sized> {
+    store: Arc<S>,
+    calls: Arc<CallService<S>>,
+    config: InboundConfig,
+    limiter: Option<rate_limit::Limiter>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: ?Sized> std::fmt::Debug for InboundHandler<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundHandler")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one request led to, for the log.
+struct Handled {
+    response: Response<Bytes>,
+    outcome: RequestOutcome,
+    code: Option<String>,
+    message: String,
+    ignored: Vec<IgnoredKey>,
+    call_id: Option<CallId>,
+}
+
+impl Handled {
+    fn error(e: InboundError, ignored: Vec<IgnoredKey>) -> Self {
+        Handled {
+            code: Some(e.code.to_owned()),
+            message: e.message.clone(),
+            response: error_response(&e),
+            outcome: RequestOutcome::Rejected,
+            ignored,
+            call_id: None,
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error_response(e: &InboundError) -> Response<Bytes> {
+    let mut r = json_response(e.status, e.body());
+    if e.status == StatusCode::METHOD_NOT_ALLOWED {
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    if let Some(s) = e.retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
+
+fn unavailable(e: impl std::fmt::Display) -> InboundError {
+    InboundError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("temporarily unavailable, retry later ({e})"),
+    )
+}
+
+impl<S: Store + ?Sized> InboundHandler<S> {
+    /// A handler over `store`, placing calls with `calls`.
+    pub fn new(store: Arc<S>, calls: Arc<CallService<S>>, config: InboundConfig) -> Self {
+        InboundHandler {
+            limiter: config.rate_limit.map(rate_limit::Limiter::new),
+            store,
+            calls,
+            config,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Uses another clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The body limit, for servers that cap how much they read.
+    pub fn body_limit(&self) -> usize {
+        self.config.body_limit
+    }
+
+    /// Handles a request whose path is `/{slug}`.
+    pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
+        let slug = req.uri().path().trim_start_matches('/').to_owned();
+        self.handle_slug(&slug, req).await
+    }
+
+    /// Handles a request for `slug`, for routers that extract the slug themselves.
+    pub async fn handle_slug(&self, slug: &str, req: Request<Bytes>) -> Response<Bytes> {
+        let now = self.clock.now();
+        let plausible = !slug.is_empty()
+            && slug.len() <= MAX_SLUG_LEN
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let webhook = if plausible {
+            match self.store.inbound_by_slug(slug).await {
+                Ok(w) => w,
+                Err(e) => return error_response(&unavailable(e)),
+            }
+        } else {
+            None
+        };
+        let shown_slug = (!slug.is_empty()).then(|| slug.chars().take(MAX_SLUG_LEN).collect());
+        let handled = match &webhook {
+            Some(w) if w.enabled => self.handle_known(w, &req, now).await,
+            _ => Handled::error(InboundError::not_found(), Vec::new()),
+        };
+        let entry = RequestLogEntry {
+            account: webhook.as_ref().map(|w| w.account.clone()),
+            webhook_id: webhook.as_ref().map(|w| w.id.clone()),
+            slug: shown_slug,
+            slug_known: webhook.is_some(),
+            at: now,
+            status: handled.response.status().as_u16(),
+            outcome: handled.outcome,
+            code: handled.code,
+            message: handled.message,
+            ignored_keys: handled.ignored,
+            call_id: handled.call_id,
+        };
+        // A failed log write does not change the answer: the call (if any) is stored.
+        let _ = self.store.append_request(&entry).await;
+        handled.response
+    }
+
+    async fn handle_known(
+        &self,
+        w: &InboundWebhook,
+        req: &Request<Bytes>,
+        now: DateTime<Utc>,
+    ) -> Handled {
+        if req.method() != Method::POST {
+            return Handled::error(
+                InboundError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{} is not allowed; send POST", req.method()),
+                ),
+                Vec::new(),
+            );
+        }
+        if let Some(limiter) = &self.limiter
+            && let Err(wait) = limiter.check(w.id.as_str(), now)
+        {
+            let mut e = InboundError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests to this webhook; retry in {wait} s"),
+            );
+            e.retry_after = Some(wait);
+            return Handled::error(e, Vec::new());
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let limit = self.config.body_limit;
+        if req.body().len() > limit || declared > limit as u64 {
+            return Handled::error(
+                InboundError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is larger than {limit} bytes"),
+                ),
+                Vec::new(),
+            );
+        }
+        let key = match idempotency_key(req) {
+            Ok(k) => k,
+            Err(e) => return Handled::error(e, Vec::new()),
+        };
+        if let Some(key) = &key {
+            let expires = now + self.config.idempotency_ttl;
+            match self
+                .store
+                .claim_idempotent(&w.account, &w.id, key, now, expires)
+                .await
+            {
+                Ok(IdempotencyClaim::New) => {}
+                Ok(IdempotencyClaim::InFlight) => {
+                    return Handled::error(
+                        InboundError::new(
+                            StatusCode::CONFLICT,
+                            "idempotency_in_progress",
+                            "a request with this Idempotency-Key is still being handled",
+                        ),
+                        Vec::new(),
+                    );
+                }
+                Ok(IdempotencyClaim::Done(stored)) => {
+                    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+                    let mut response = json_response(status, stored.body);
+                    response
+                        .headers_mut()
+                        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                    return Handled {
+                        response,
+                        outcome: RequestOutcome::Replayed,
+                        code: None,
+                        message: "repeat of an earlier request with the same Idempotency-Key; no new call".into(),
+                        ignored: Vec::new(),
+                        call_id: stored.call_id,
+                    };
+                }
+                Err(e) => return Handled::error(unavailable(e), Vec::new()),
+            }
+        }
+        let handled = self.place(w, req.body()).await;
+        if let Some(key) = &key {
+            let status = handled.response.status();
+            let result = if status.is_server_error() {
+                self.store.abandon_idempotent(&w.account, &w.id, key).await
+            } else {
+                let stored = StoredResponse {
+                    status: status.as_u16(),
+                    body: handled.response.body().clone(),
+                    call_id: handled.call_id.clone(),
+                };
+                self.store
+                    .finish_idempotent(&w.account, &w.id, key, &stored)
+                    .await
+            };
+            // The answer stands even if remembering it failed.
+            let _ = result;
+        }
+        handled
+    }
+
+    async fn place(&self, w: &InboundWebhook, body: &Bytes) -> Handled {
+        let options = ParseOptions {
+            default_country: self.config.default_country,
+        };
+        let parsed = match parse_calls_execute(body, &options) {
+            Ok(p) => p,
+            Err(e) => {
+                // The ignored keys are still worth logging when the body was an object.
+                let ignored = serde_json::from_slice::<serde_json::Value>(body)
+                    .map(|v| crate::validate::ignored_keys(&v))
+                    .unwrap_or_default();
+                return Handled::error(e.into(), ignored);
+            }
+        };
+        let origin = CallOrigin::InboundWebhook {
+            webhook: w.id.clone(),
+        };
+        let placed = match self
+            .calls
+            .place(
+                &w.account,
+                w.campaign_id.as_ref(),
+                origin,
+                parsed.request.data,
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(CallsError::Store(e)) => return Handled::error(unavailable(e), parsed.ignored),
+            Err(e) => return Handled::error(unavailable(e), parsed.ignored),
+        };
+        let (outcome, message) = match &placed.outcome {
+            PlaceOutcome::Placed => (RequestOutcome::Placed, "call placed".to_owned()),
+            PlaceOutcome::Cancelled(reason) => (
+                RequestOutcome::Cancelled,
+                format!("call recorded as cancelled: {reason}"),
+            ),
+        };
+        let mut message = message;
+        if !parsed.ignored.is_empty() {
+            let keys: Vec<String> = parsed.ignored.iter().map(ToString::to_string).collect();
+            message.push_str(&format!("; ignored keys: {}", keys.join(", ")));
+        }
+        Handled {
+            response: json_response(StatusCode::CREATED, Bytes::from_static(SUCCESS_BODY)),
+            outcome,
+            code: None,
+            message,
+            ignored: parsed.ignored,
+            call_id: Some(placed.call.id),
+        }
+    }
+
+    /// The account's request log, newest first (`None`: requests to unknown slugs).
+    pub async fn request_log(
+        &self,
+        account: Option<&AccountId>,
+        limit: usize,
+    ) -> Result<Vec<RequestLogEntry>, StoreError> {
+        self.store.requests(account, limit).await
+    }
+
+    /// The inbound webhook a slug resolves to, enabled or not.
+    pub async fn webhook_for(&self, slug: &str) -> Result<Option<WebhookId>, StoreError> {
+        Ok(self.store.inbound_by_slug(slug).await?.map(|w| w.id))
+    }
+}
+
+/// The `Idempotency-Key` header: at most 255 visible ASCII characters.
+fn idempotency_key(req: &Request<Bytes>) -> Result<Option<String>, InboundError> {
+    let Some(v) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        let mut e = InboundError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        );
+        e.field = Some("Idempotency-Key".into());
+        e
+    };
+    let s = v.to_str().map_err(|_| bad())?.trim();
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(s.to_owned()))
+}
