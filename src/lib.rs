@@ -42,6 +42,7 @@
 pub mod calls;
 pub mod campaign;
 pub mod clock;
+pub mod delivery;
 pub mod destination;
 pub mod fixtures;
 pub mod ids;

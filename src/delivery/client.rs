@@ -1,0 +1,51 @@
+//! The HTTP client the engine sends with: a small trait, so the transport is pluggable
+//! (a production client behind the `client` feature, or anything else).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+
+pub use crate::store::TransportErrorKind;
+
+/// A response, with its body read up to the client's bound.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The body, at most the client's bound.
+    pub body: Bytes,
+    /// Whether the body was longer than the bound and was cut.
+    pub body_truncated: bool,
+}
+
+/// A failure without an HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}", kind = kind.as_str())]
+pub struct TransportError {
+    /// Timeout, connect, dns, tls, blocked or other.
+    pub kind: TransportErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
+impl TransportError {
+    /// A transport error.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Sends one request. Implementations must not follow redirects (a 3xx is returned as
+/// is), must bound how much of the body they read, and should refuse destinations the
+/// [`DestinationPolicy`](crate::destination::DestinationPolicy) forbids at connect time,
+/// answering [`TransportErrorKind::Blocked`].
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    /// Sends `request` and returns the response or a transport error.
+    async fn send(&self, request: Request<Bytes>) -> Result<HttpResponse, TransportError>;
+}

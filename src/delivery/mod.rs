@@ -1,0 +1,5 @@
+//! The delivery engine.
+
+mod client;
+
+pub use client::{HttpClient, HttpResponse, TransportError, TransportErrorKind};
