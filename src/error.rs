@@ -32,6 +32,12 @@ pub enum Error {
     /// The call lifecycle.
     #[error(transparent)]
     Calls(#[from] crate::calls::CallsError),
+    /// The delivery engine.
+    #[error(transparent)]
+    Delivery(#[from] crate::delivery::DeliveryError),
+    /// Receiving an event.
+    #[error(transparent)]
+    Receiver(#[from] crate::receiver::ReceiverError),
     /// Signing or verifying.
     #[error(transparent)]
     Signing(#[from] crate::signing::SigningError),

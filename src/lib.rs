@@ -36,6 +36,8 @@
 //! | [`registry`] | campaigns, inbound, outbound and response webhooks over any store |
 //! | [`calls`] | the call lifecycle: launcher, credits, completion with its outbox |
 //! | [`inbound`] | the `POST /{slug}` handler, request log, idempotency, rate limit |
+//! | [`delivery`] | the engine: signed deliveries, retries, logs, the Test button, redelivery |
+//! | [`receiver`] | verify and parse deliveries, for endpoint owners |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -48,6 +50,7 @@ pub mod fixtures;
 pub mod ids;
 pub mod inbound;
 pub mod model;
+pub mod receiver;
 pub mod registry;
 pub mod secrets;
 pub mod signing;

@@ -423,6 +423,47 @@ impl WebhookStore for MemoryStore {
         Ok(v)
     }
 
+    async fn record_health(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+        success: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Endpoint> {
+        let mut g = self.lock();
+        let e = g
+            .endpoints
+            .get_mut(id.as_str())
+            .filter(|e| &e.account == account)
+            .ok_or_else(|| StoreError::not_found("webhook", id))?;
+        if success {
+            e.last_success_at = Some(now);
+            e.failing_since = None;
+        } else if e.failing_since.is_none() {
+            e.failing_since = Some(now);
+        }
+        Ok(e.clone())
+    }
+
+    async fn disable_endpoint(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut g = self.lock();
+        let e = g
+            .endpoints
+            .get_mut(id.as_str())
+            .filter(|e| &e.account == account)
+            .ok_or_else(|| StoreError::not_found("webhook", id))?;
+        e.enabled = false;
+        e.disabled_reason = Some(reason.to_owned());
+        e.updated_at = now;
+        Ok(())
+    }
+
     async fn all_endpoints(&self) -> StoreResult<Vec<Endpoint>> {
         let g = self.lock();
         let mut v: Vec<Endpoint> = g.endpoints.values().cloned().collect();
@@ -613,7 +654,7 @@ impl QueueStore for MemoryStore {
         Ok(true)
     }
 
-    async fn release(&self, lease: &Lease) -> StoreResult<()> {
+    async fn release(&self, lease: &Lease, due_at: DateTime<Utc>) -> StoreResult<()> {
         let mut g = self.lock();
         let Some(slot) = g.deliveries.get_mut(lease.delivery.id.as_str()) else {
             return Ok(());
@@ -623,6 +664,7 @@ impl QueueStore for MemoryStore {
         }
         let old_key = slot.due_key();
         slot.lease = None;
+        slot.delivery.next_attempt_at = due_at;
         let new_key = slot.due_key();
         g.due.remove(&old_key);
         g.due.insert(new_key);

@@ -113,6 +113,24 @@ pub trait WebhookStore: Send + Sync {
     async fn endpoints(&self, account: &AccountId) -> StoreResult<Vec<Endpoint>>;
     /// Every endpoint of every account (for key rotation), oldest first.
     async fn all_endpoints(&self) -> StoreResult<Vec<Endpoint>>;
+    /// Records a delivery outcome in an endpoint's health without touching its other
+    /// fields: a success sets `last_success_at` and clears `failing_since`; a failure sets
+    /// `failing_since` when it is unset. Returns the endpoint as it is afterwards.
+    async fn record_health(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+        success: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Endpoint>;
+    /// Disables an endpoint with a reason, without touching its other fields.
+    async fn disable_endpoint(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 }
 
 /// Calls.
@@ -175,8 +193,9 @@ pub trait QueueStore: Send + Sync {
         outcome: LeaseOutcome,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
-    /// Gives a lease back unattempted: the delivery is due again at once.
-    async fn release(&self, lease: &Lease) -> StoreResult<()>;
+    /// Gives a lease back unattempted (`attempts` unchanged): the delivery is due again at
+    /// `due_at`. A stale token does nothing.
+    async fn release(&self, lease: &Lease, due_at: DateTime<Utc>) -> StoreResult<()>;
     /// When the earliest pending delivery is due (leased ones count from their lease end).
     async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// A delivery of the account.

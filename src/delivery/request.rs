@@ -1,0 +1,100 @@
+//! Building the signed HTTP request of one attempt.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request, header};
+
+use crate::model::HttpMethod;
+use crate::signing::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, SigningSecret};
+
+/// Why a request could not be built. Retrying does not help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The stored URL does not parse.
+    #[error("invalid webhook URL: {0}")]
+    Url(String),
+    /// With GET, the URL carrying the payload would be longer than the limit.
+    #[error(
+        "the GET URL with the payload would be {len} bytes, over the {max}-byte limit; use POST for this webhook"
+    )]
+    GetUrlTooLong {
+        /// The URL's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The message id is not a valid header value.
+    #[error("invalid message id")]
+    MessageId,
+}
+
+/// What one attempt sends.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// Destination URL.
+    pub url: &'a str,
+    /// POST or GET.
+    pub method: HttpMethod,
+    /// The unsealed custom headers.
+    pub headers: &'a [(HeaderName, HeaderValue)],
+    /// Secrets to sign with (one signature each).
+    pub secrets: &'a [SigningSecret],
+    /// `webhook-id`.
+    pub message_id: &'a str,
+    /// `webhook-timestamp`, Unix seconds.
+    pub timestamp: i64,
+    /// The exact JSON.
+    pub payload: &'a Bytes,
+    /// `user-agent`.
+    pub user_agent: &'a HeaderValue,
+    /// Longest GET URL allowed.
+    pub max_get_url: usize,
+}
+
+/// Builds the request: `webhook-id`, `webhook-timestamp`, `webhook-signature` (one per
+/// secret), `content-type: application/json`, `user-agent`, then the custom headers. POST
+/// sends the JSON as the body; GET sends no body and adds the exact JSON as the query
+/// parameter `payload` (URL-encoded, after the URL's own query), signed over that JSON.
+pub fn build_request(out: &Outgoing<'_>) -> Result<Request<Bytes>, BuildError> {
+    let signature =
+        signing::signature_header(out.secrets, out.message_id, out.timestamp, out.payload);
+    let (method, uri, body) = match out.method {
+        HttpMethod::Post => (Method::POST, out.url.to_owned(), out.payload.clone()),
+        HttpMethod::Get => {
+            let mut url = url::Url::parse(out.url).map_err(|e| BuildError::Url(e.to_string()))?;
+            let json = String::from_utf8_lossy(out.payload);
+            url.query_pairs_mut().append_pair("payload", &json);
+            let s: String = url.into();
+            if s.len() > out.max_get_url {
+                return Err(BuildError::GetUrlTooLong {
+                    len: s.len(),
+                    max: out.max_get_url,
+                });
+            }
+            (Method::GET, s, Bytes::new())
+        }
+    };
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri.as_str())
+        .body(body)
+        .map_err(|e| BuildError::Url(e.to_string()))?;
+    let h = req.headers_mut();
+    h.insert(
+        HEADER_ID,
+        HeaderValue::from_str(out.message_id).map_err(|_| BuildError::MessageId)?,
+    );
+    h.insert(HEADER_TIMESTAMP, HeaderValue::from(out.timestamp));
+    if let Ok(v) = HeaderValue::from_str(&signature) {
+        h.insert(HEADER_SIGNATURE, v);
+    }
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::USER_AGENT, out.user_agent.clone());
+    for (name, value) in out.headers {
+        h.insert(name.clone(), value.clone());
+    }
+    Ok(req)
+}
