@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use http::HeaderValue;
 use serde::Serialize;
 
+use super::DeliveryError;
 use super::client::{HttpClient, HttpResponse, TransportError, TransportErrorKind};
 use super::request::{BuildError, Outgoing, build_request};
 use super::retry::{RetrySchedule, retry_after};
-use super::DeliveryError;
 use crate::destination::check_url;
 use crate::fixtures::test_button_payload;
 use crate::ids::{AccountId, DeliveryId, MessageId, WebhookId};
@@ -295,7 +295,15 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             Ok(e) => e,
             Err(StoreError::NotFound { .. }) => {
                 return self
-                    .finish(&lease, attempt, None, LeaseOutcome::Dead { error: "webhook deleted".into() }, now)
+                    .finish(
+                        &lease,
+                        attempt,
+                        None,
+                        LeaseOutcome::Dead {
+                            error: "webhook deleted".into(),
+                        },
+                        now,
+                    )
                     .await;
             }
             Err(e) => return Err(e.into()),
@@ -306,7 +314,15 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                 .clone()
                 .unwrap_or_else(|| "disabled".into());
             return self
-                .finish(&lease, attempt, None, LeaseOutcome::Dead { error: format!("webhook disabled: {why}") }, now)
+                .finish(
+                    &lease,
+                    attempt,
+                    None,
+                    LeaseOutcome::Dead {
+                        error: format!("webhook disabled: {why}"),
+                    },
+                    now,
+                )
                 .await;
         }
         let unsealed = match self.registry.unseal_endpoint(endpoint) {
@@ -315,7 +331,10 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                 // A missing key: an operator error that retrying can outlast.
                 let error = format!("cannot unseal the webhook's secrets: {e}");
                 let outcome = match self.config.retry.next_attempt(attempt, now) {
-                    Some(at) => LeaseOutcome::Retry { next_attempt_at: at, error },
+                    Some(at) => LeaseOutcome::Retry {
+                        next_attempt_at: at,
+                        error,
+                    },
                     None => LeaseOutcome::Dead { error },
                 };
                 return self.finish(&lease, attempt, None, outcome, now).await;
@@ -325,8 +344,19 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             Ok(r) => r,
             Err(e) => {
                 let error = e.to_string();
-                self.log(&lease.delivery, attempt, now, &Err(TransportError::new(TransportErrorKind::Other, error.clone())), 0, false, None)
-                    .await?;
+                self.log(
+                    &lease.delivery,
+                    attempt,
+                    now,
+                    &Err(TransportError::new(
+                        TransportErrorKind::Other,
+                        error.clone(),
+                    )),
+                    0,
+                    false,
+                    None,
+                )
+                .await?;
                 return self
                     .finish(&lease, attempt, None, LeaseOutcome::Dead { error }, now)
                     .await;
@@ -341,28 +371,41 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 
         let mut note = None;
         let outcome = if success {
-            self.store().record_health(&d.account, &d.endpoint_id, true, now).await?;
+            self.store()
+                .record_health(&d.account, &d.endpoint_id, true, now)
+                .await?;
             LeaseOutcome::Succeeded
         } else if status == Some(410) {
             let reason = "the endpoint answered 410 Gone";
-            self.disable(&d.account, &d.endpoint_id, reason, now).await?;
+            self.disable(&d.account, &d.endpoint_id, reason, now)
+                .await?;
             note = Some(format!("{reason}; the webhook was disabled"));
-            LeaseOutcome::Dead { error: reason.into() }
+            LeaseOutcome::Dead {
+                error: reason.into(),
+            }
         } else {
             let error = match &result {
                 Ok(r) => format!("HTTP {}", r.status.as_u16()),
                 Err(e) => e.to_string(),
             };
-            let health = self.store().record_health(&d.account, &d.endpoint_id, false, now).await?;
+            let health = self
+                .store()
+                .record_health(&d.account, &d.endpoint_id, false, now)
+                .await?;
             let failing_for = health.failing_since.map(|t| now - t);
             if failing_for.is_some_and(|f| f >= self.config.disable_after) {
                 let reason = format!(
                     "no successful delivery for {} days while deliveries kept failing",
                     self.config.disable_after.num_days()
                 );
-                self.disable(&d.account, &d.endpoint_id, &reason, now).await?;
-                note = Some(format!("the webhook was disabled: {reason}; re-enable it once the endpoint works"));
-                LeaseOutcome::Dead { error: format!("{error}; webhook disabled: {reason}") }
+                self.disable(&d.account, &d.endpoint_id, &reason, now)
+                    .await?;
+                note = Some(format!(
+                    "the webhook was disabled: {reason}; re-enable it once the endpoint works"
+                ));
+                LeaseOutcome::Dead {
+                    error: format!("{error}; webhook disabled: {reason}"),
+                }
             } else {
                 let mut next = self.config.retry.next_attempt(attempt, now);
                 if let (Some(at), Ok(r)) = (next, &result)
@@ -373,13 +416,29 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                     next = Some(at.max(honoured));
                 }
                 match next {
-                    Some(at) => LeaseOutcome::Retry { next_attempt_at: at, error },
-                    None => LeaseOutcome::Dead { error: format!("{error}; all {} attempts failed", self.config.retry.attempts()) },
+                    Some(at) => LeaseOutcome::Retry {
+                        next_attempt_at: at,
+                        error,
+                    },
+                    None => LeaseOutcome::Dead {
+                        error: format!(
+                            "{error}; all {} attempts failed",
+                            self.config.retry.attempts()
+                        ),
+                    },
                 }
             }
         };
-        self.log(&lease.delivery, attempt, now, &result, elapsed.as_millis() as u64, false, note)
-            .await?;
+        self.log(
+            &lease.delivery,
+            attempt,
+            now,
+            &result,
+            elapsed.as_millis() as u64,
+            false,
+            note,
+        )
+        .await?;
         self.finish(&lease, attempt, status, outcome, now).await
     }
 
@@ -390,9 +449,16 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), DeliveryError> {
-        self.store().disable_endpoint(account, endpoint, reason, now).await?;
         self.store()
-            .kill_pending(account, endpoint, &format!("webhook disabled: {reason}"), now)
+            .disable_endpoint(account, endpoint, reason, now)
+            .await?;
+        self.store()
+            .kill_pending(
+                account,
+                endpoint,
+                &format!("webhook disabled: {reason}"),
+                now,
+            )
             .await?;
         Ok(())
     }
@@ -411,7 +477,9 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             status,
             success: outcome == LeaseOutcome::Succeeded,
             next_attempt_at: match &outcome {
-                LeaseOutcome::Retry { next_attempt_at, .. } => Some(*next_attempt_at),
+                LeaseOutcome::Retry {
+                    next_attempt_at, ..
+                } => Some(*next_attempt_at),
                 _ => None,
             },
             dead: matches!(outcome, LeaseOutcome::Dead { .. }),
@@ -524,12 +592,10 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             .headers
             .iter()
             .filter_map(|h| {
-                HeaderValue::from_str(h.value().expose())
-                    .ok()
-                    .map(|mut v| {
-                        v.set_sensitive(true);
-                        (h.name().clone(), v)
-                    })
+                HeaderValue::from_str(h.value().expose()).ok().map(|mut v| {
+                    v.set_sensitive(true);
+                    (h.name().clone(), v)
+                })
             })
             .collect();
         let unsealed = UnsealedEndpoint {
@@ -567,10 +633,14 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         let started = Instant::now();
         let result = match self.request_for(&e, message_id.as_str(), &payload, now) {
             Ok(req) => self.client.send(req).await,
-            Err(err) => Err(TransportError::new(TransportErrorKind::Other, err.to_string())),
+            Err(err) => Err(TransportError::new(
+                TransportErrorKind::Other,
+                err.to_string(),
+            )),
         };
         let duration_ms = started.elapsed().as_millis() as u64;
-        self.log(&delivery, 1, now, &result, duration_ms, true, None).await?;
+        self.log(&delivery, 1, now, &result, duration_ms, true, None)
+            .await?;
         let status = result.as_ref().ok().map(|r| r.status.as_u16());
         Ok(TestReport {
             webhook_id: e.endpoint.id.clone(),

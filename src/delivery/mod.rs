@@ -30,8 +30,7 @@ mod worker;
 
 pub use client::{HttpClient, HttpResponse, TransportError, TransportErrorKind};
 pub use engine::{
-    AttemptClass, AttemptReport, DeliveryConfig, DeliveryEngine, TestConfig, TestReport,
-    classify,
+    AttemptClass, AttemptReport, DeliveryConfig, DeliveryEngine, TestConfig, TestReport, classify,
 };
 pub use request::{BuildError, Outgoing, build_request};
 pub use retry::{RetrySchedule, ScheduleError, retry_after};

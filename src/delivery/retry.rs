@@ -106,7 +106,11 @@ fn jittered(d: Duration, jitter: f64) -> chrono::Duration {
 
 /// `Retry-After` as a delay: seconds, or an HTTP date relative to `now`.
 pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -137,7 +141,10 @@ mod tests {
             assert!((240_000..=360_000).contains(&d), "{d}");
         }
         let exact = RetrySchedule::default().without_jitter();
-        assert_eq!(exact.next_attempt(1, now).unwrap() - now, chrono::Duration::seconds(5));
+        assert_eq!(
+            exact.next_attempt(1, now).unwrap() - now,
+            chrono::Duration::seconds(5)
+        );
     }
 
     #[test]
@@ -158,7 +165,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", "120".parse().unwrap());
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(120)));
-        h.insert("retry-after", "Wed, 21 Oct 2015 07:29:00 GMT".parse().unwrap());
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:29:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(60)));
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h, now), None);

@@ -84,7 +84,8 @@ impl<S: Store + ?Sized + 'static> DeliveryEngine<S> {
                             *per_endpoint.entry(ep.clone()).or_insert(0) += 1;
                             let engine = self.clone();
                             let held = lease.clone();
-                            let handle = tasks.spawn(async move { (ep, engine.attempt(lease).await) });
+                            let handle =
+                                tasks.spawn(async move { (ep, engine.attempt(lease).await) });
                             running.insert(handle.id(), held);
                             started += 1;
                         }

@@ -134,7 +134,29 @@ fn owned<'a, T>(
         .ok_or_else(|| StoreError::not_found(what, id))
 }
 
+/// Inserts into a log kept newest first by time (an entry appended late with an earlier
+/// time goes where its time puts it; among equal times the later appended comes first), so
+/// that listing and retention go by time, as a backend ordering by the timestamp does.
+fn insert_newest_first<T>(log: &mut VecDeque<T>, entry: T, at: impl Fn(&T) -> DateTime<Utc>) {
+    let when = at(&entry);
+    let pos = log.iter().position(|e| at(e) <= when).unwrap_or(log.len());
+    log.insert(pos, entry);
+}
+
 impl Inner {
+    /// Refuses a batch that reuses a delivery id (stored already, or twice in the batch),
+    /// before anything is changed.
+    fn check_new_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
+        for (i, d) in deliveries.iter().enumerate() {
+            if self.deliveries.contains_key(d.id.as_str())
+                || deliveries[..i].iter().any(|e| e.id == d.id)
+            {
+                return Err(StoreError::Conflict(format!("delivery {} exists", d.id)));
+            }
+        }
+        Ok(())
+    }
+
     fn enqueue(&mut self, d: &Delivery) {
         let slot = Slot {
             delivery: d.clone(),
@@ -541,7 +563,7 @@ impl CallStore for MemoryStore {
         let mut g = self.lock();
         let call = g
             .calls
-            .get_mut(id.as_str())
+            .get(id.as_str())
             .filter(|c| &c.account == account)
             .ok_or_else(|| StoreError::not_found("call", id))?;
         if matches!(call.state, CallState::Completed | CallState::Cancelled) {
@@ -550,6 +572,11 @@ impl CallStore for MemoryStore {
                 call.state.as_str()
             )));
         }
+        // Both or neither: refuse the deliveries before the call changes.
+        g.check_new_deliveries(deliveries)?;
+        let Some(call) = g.calls.get_mut(id.as_str()) else {
+            return Err(StoreError::not_found("call", id));
+        };
         call.state = CallState::Completed;
         call.result = Some(result.clone());
         call.action_items = action_items.to_vec();
@@ -565,6 +592,7 @@ impl CallStore for MemoryStore {
 impl QueueStore for MemoryStore {
     async fn enqueue(&self, deliveries: &[Delivery]) -> StoreResult<()> {
         let mut g = self.lock();
+        g.check_new_deliveries(deliveries)?;
         for d in deliveries {
             g.enqueue(d);
         }
@@ -780,7 +808,7 @@ impl LogStore for MemoryStore {
         let cap = self.retention.attempts_per_endpoint.max(1);
         let mut g = self.lock();
         let log = g.attempts.entry(attempt.endpoint_id.clone()).or_default();
-        log.push_front(attempt.clone());
+        insert_newest_first(log, attempt.clone(), |a| a.at);
         log.truncate(cap);
         Ok(())
     }
@@ -810,7 +838,7 @@ impl LogStore for MemoryStore {
         let cap = self.retention.requests_per_account.max(1);
         let mut g = self.lock();
         let log = g.requests.entry(entry.account.clone()).or_default();
-        log.push_front(entry.clone());
+        insert_newest_first(log, entry.clone(), |e| e.at);
         log.truncate(cap);
         Ok(())
     }

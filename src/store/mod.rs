@@ -23,6 +23,9 @@ use chrono::{DateTime, Utc};
 use crate::campaign::{Campaign, SettingsVersion};
 use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, WebhookId};
 
+/// The conformance suite every backend must pass (feature `conformance`).
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod memory;
 mod records;
 

@@ -37,7 +37,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Self {
-        Reply { status, headers: Vec::new(), body: String::new(), delay: Duration::ZERO }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
     }
     pub fn body(mut self, body: impl Into<String>) -> Self {
         self.body = body.into();
@@ -75,7 +80,9 @@ impl TestServer {
         let s = state.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let s = s.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
@@ -97,12 +104,22 @@ impl TestServer {
 
     /// Answers `path` with `reply` from now on.
     pub fn set(&self, path: &str, reply: Reply) {
-        self.state.lock().unwrap().defaults.insert(norm(path), reply);
+        self.state
+            .lock()
+            .unwrap()
+            .defaults
+            .insert(norm(path), reply);
     }
 
     /// Answers the next request to `path` with `reply` (before the default).
     pub fn push(&self, path: &str, reply: Reply) {
-        self.state.lock().unwrap().queued.entry(norm(path)).or_default().push_back(reply);
+        self.state
+            .lock()
+            .unwrap()
+            .queued
+            .entry(norm(path))
+            .or_default()
+            .push_back(reply);
     }
 
     pub fn hits(&self) -> Vec<Hit> {
@@ -121,7 +138,11 @@ fn norm(path: &str) -> String {
 
 async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let path = parts.uri.path().to_owned();
     let reply = {
         let mut g = state.lock().unwrap();
@@ -134,7 +155,9 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Fu
             at: Instant::now(),
         });
         let queued = g.queued.get_mut(&path).and_then(VecDeque::pop_front);
-        queued.or_else(|| g.defaults.get(&path).cloned()).unwrap_or_else(|| Reply::status(200).body("ok"))
+        queued
+            .or_else(|| g.defaults.get(&path).cloned())
+            .unwrap_or_else(|| Reply::status(200).body("ok"))
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
