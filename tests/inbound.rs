@@ -543,19 +543,32 @@ async fn rate_limit_answers_429_with_retry_after() {
     let body = execute(json!({"phoneNumber": "+15551234567"}));
     // All at the same instant: no refill in between.
     for _ in 0..3 {
-        assert_eq!(w.handler.handle(post(&w.slug, body.clone())).await.status(), StatusCode::CREATED);
+        assert_eq!(
+            w.handler.handle(post(&w.slug, body.clone())).await.status(),
+            StatusCode::CREATED
+        );
     }
     let limited = w.handler.handle(post(&w.slug, body.clone())).await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(limited.headers()["retry-after"], "1");
     assert_eq!(error_of(&limited).0, "rate_limited");
     w.clock.advance(chrono::Duration::seconds(1));
-    assert_eq!(w.handler.handle(post(&w.slug, body)).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        w.handler.handle(post(&w.slug, body)).await.status(),
+        StatusCode::CREATED
+    );
     assert_eq!(w.calls().await.len(), 4);
     // Another webhook has its own bucket.
-    let other = w.registry.create_inbound(&w.account, Some(&w.campaign)).await.unwrap();
+    let other = w
+        .registry
+        .create_inbound(&w.account, Some(&w.campaign))
+        .await
+        .unwrap();
     let body = execute(json!({"phoneNumber": "+15551234567"}));
-    assert_eq!(w.handler.handle(post(&other.slug, body)).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        w.handler.handle(post(&other.slug, body)).await.status(),
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
