@@ -36,6 +36,7 @@
 //! | [`registry`] | campaigns, inbound, outbound and response webhooks over any store |
 //! | [`calls`] | the call lifecycle: launcher, credits, completion with its outbox |
 //! | [`inbound`] | the `POST /{slug}` handler, request log, idempotency, rate limit |
+//! | [`delivery`] | the `HttpClient` trait; with feature `client` (default), the production `HyperClient` |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
