@@ -36,7 +36,7 @@
 //! | [`registry`] | campaigns, inbound, outbound and response webhooks over any store |
 //! | [`calls`] | the call lifecycle: launcher, credits, completion with its outbox |
 //! | [`inbound`] | the `POST /{slug}` handler, request log, idempotency, rate limit |
-//! | [`delivery`] | the engine: signed deliveries, retries, logs, the Test button, redelivery |
+//! | [`delivery`] | the engine: signed deliveries, retries, logs, the Test button, redelivery; the `HttpClient` trait and (feature `client`) `HyperClient` |
 //! | [`receiver`] | verify and parse deliveries, for endpoint owners |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]

@@ -223,7 +223,7 @@ async fn fan_out_signed_posts_and_gets_with_unsealed_headers() {
                 .starts_with("atllas-webhooks/")
         );
         let received = Receiver::new(secret.clone())
-            .receive(&h.headers, &h.body, Utc::now())
+            .receive(&h.headers, &h.body, w.clock.now())
             .unwrap();
         assert!(received.id.starts_with("msg_") && !received.id.contains('.'));
         match received.event {
@@ -245,7 +245,7 @@ async fn fan_out_signed_posts_and_gets_with_unsealed_headers() {
     );
     assert_eq!(g.headers["x-system-key"], "fub-key-123");
     let received = Receiver::new(get_secret)
-        .receive_get(&g.headers, &g.uri, Utc::now())
+        .receive_get(&g.headers, &g.uri, w.clock.now())
         .unwrap();
     assert_eq!(received.event.event_type(), "call.finished");
     assert_eq!(
@@ -310,7 +310,7 @@ async fn response_webhook_gets_call_completed_for_inbound_calls() {
     w.engine.run_once(10).await.unwrap();
     let hit = &w.server.hits_for("cb")[0];
     let received = Receiver::new(secret)
-        .receive(&hit.headers, &hit.body, Utc::now())
+        .receive(&hit.headers, &hit.body, w.clock.now())
         .unwrap();
     match received.event {
         CallEvent::Completed(e) => {
@@ -644,7 +644,7 @@ async fn the_test_button() {
     assert!(report.reachable && report.success && report.status == Some(200));
     let hit = &w.server.hits_for("fine")[0];
     let received = Receiver::new(secret)
-        .receive(&hit.headers, &hit.body, Utc::now())
+        .receive(&hit.headers, &hit.body, w.clock.now())
         .unwrap();
     match received.event {
         CallEvent::Completed(e) => {

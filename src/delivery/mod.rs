@@ -23,6 +23,8 @@
 
 mod client;
 mod engine;
+#[cfg(feature = "client")]
+mod hyper_client;
 mod request;
 mod retry;
 #[cfg(feature = "worker")]
@@ -32,6 +34,8 @@ pub use client::{HttpClient, HttpResponse, TransportError, TransportErrorKind};
 pub use engine::{
     AttemptClass, AttemptReport, DeliveryConfig, DeliveryEngine, TestConfig, TestReport, classify,
 };
+#[cfg(feature = "client")]
+pub use hyper_client::{ClientConfig, HyperClient};
 pub use request::{BuildError, Outgoing, build_request};
 pub use retry::{RetrySchedule, ScheduleError, retry_after};
 #[cfg(feature = "worker")]

@@ -19,8 +19,8 @@
 //! | [`redelivery_and_kill_pending`] | `redeliver`, `redeliver_dead_since`, `kill_pending` |
 //! | [`delivery_attempt_log`] | attempts newest first, success filter, limit, isolation |
 //! | [`request_log`] | requests newest first per account, unknown slugs (`None`), limit |
-//! | [`endpoint_health`] | `record_health` and `disable_endpoint` touch only their fields; isolation |
-//! | [`idempotency_keys`] | claim, in flight, done, expiry, abandon, scoping by account and webhook |
+//! | [`endpoint_health`](crate::store::conformance::endpoint_health) | `record_health` and `disable_endpoint` touch only their fields; isolation |
+//! | [`idempotency_keys`](crate::store::conformance::idempotency_keys) | claim, in flight, done, expiry, abandon, scoping by account and webhook |
 //!
 //! # Running it
 //!
