@@ -102,9 +102,10 @@ fn parse_options() -> Result<Options, BoxError> {
                     "active" => CampaignStatus::Active,
                     "paused" => CampaignStatus::Paused,
                     other => {
-                        return Err(
-                            format!("--campaign-status {other}: expected active or paused").into(),
-                        );
+                        return Err(format!(
+                            "--campaign-status {other}: expected active or paused"
+                        )
+                        .into());
                     }
                 }
             }

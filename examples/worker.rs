@@ -35,13 +35,17 @@ async fn main() {
 async fn open(spec: &str) -> Result<Arc<dyn Store>, BoxError> {
     if let Some(path) = spec.strip_prefix("sqlite:") {
         #[cfg(feature = "sqlite")]
-        return Ok(Arc::new(atllas_webhooks::store::sqlite::SqliteStore::open(path)?));
+        return Ok(Arc::new(atllas_webhooks::store::sqlite::SqliteStore::open(
+            path,
+        )?));
         #[cfg(not(feature = "sqlite"))]
         return Err(format!("sqlite:{path} needs the sqlite feature").into());
     }
     if let Some(url) = spec.strip_prefix("postgres:") {
         #[cfg(feature = "postgres")]
-        return Ok(Arc::new(atllas_webhooks::store::postgres::PostgresStore::connect(url).await?));
+        return Ok(Arc::new(
+            atllas_webhooks::store::postgres::PostgresStore::connect(url).await?,
+        ));
         #[cfg(not(feature = "postgres"))]
         return Err(format!("postgres:{url} needs the postgres feature").into());
     }

@@ -13,7 +13,7 @@
 //! | 405 | `method_not_allowed` | not POST; `Allow: POST` |
 //! | 409 | `idempotency_in_progress` | a request with the same `Idempotency-Key` is still being handled |
 //! | 413 | `payload_too_large` | body over the limit (default 64 KiB), checked before parsing |
-//! | 422 | `missing_phone_number`, `invalid_phone_number`, `invalid_field_type` | unusable `data` |
+//! | 422 | `missing_phone_number`, `invalid_phone_number`, `invalid_field_type`, `field_too_long` | unusable `data` |
 //! | 429 | `rate_limited` | the slug's token bucket is empty; `Retry-After` says when to retry |
 //! | 503 | `unavailable` | the store failed; nothing was recorded, retry later |
 //!

@@ -159,6 +159,16 @@ pub enum ExecuteError {
     /// `data.phoneNumber` cannot be normalised to E.164. 422 `invalid_phone_number`.
     #[error("data.phoneNumber is invalid: {0}")]
     InvalidPhoneNumber(PhoneError),
+    /// A field longer than its limit ([`max_field_len`]). 422 `field_too_long`.
+    #[error("data.{field} is {len} bytes long, over its {max}-byte limit")]
+    FieldTooLong {
+        /// The camelCase field.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A documented field with a JSON type other than string (or null). 422
     /// `invalid_field_type`.
     #[error("data.{field} must be a string, got {found}")]
@@ -193,6 +203,7 @@ impl ExecuteError {
             ExecuteError::MissingPhoneNumber { .. } => "missing_phone_number",
             ExecuteError::InvalidPhoneNumber(_) => "invalid_phone_number",
             ExecuteError::WrongFieldType { .. } => "invalid_field_type",
+            ExecuteError::FieldTooLong { .. } => "field_too_long",
         }
     }
 
@@ -202,7 +213,8 @@ impl ExecuteError {
         match self {
             ExecuteError::MissingPhoneNumber { .. }
             | ExecuteError::InvalidPhoneNumber(_)
-            | ExecuteError::WrongFieldType { .. } => 422,
+            | ExecuteError::WrongFieldType { .. }
+            | ExecuteError::FieldTooLong { .. } => 422,
             _ => 400,
         }
     }
@@ -215,10 +227,21 @@ impl ExecuteError {
             ExecuteError::MissingPhoneNumber { .. } | ExecuteError::InvalidPhoneNumber(_) => {
                 Some("data.phoneNumber".into())
             }
-            ExecuteError::WrongFieldType { field, .. } => Some(format!("data.{field}")),
+            ExecuteError::WrongFieldType { field, .. }
+            | ExecuteError::FieldTooLong { field, .. } => Some(format!("data.{field}")),
             ExecuteError::DuplicateKey(k) => Some(k.clone()),
             _ => None,
         }
+    }
+}
+
+/// The longest value accepted for a `data` field, in bytes: 64 for `phoneNumber`, 4096 for
+/// `note`, 1024 for the others.
+pub fn max_field_len(field: &str) -> usize {
+    match field {
+        "phoneNumber" => 64,
+        "note" => 4096,
+        _ => 1024,
     }
 }
 
@@ -452,6 +475,12 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
             }
             seen |= 1 << idx;
             let value = match map.next_value::<Scalar<'de>>()? {
+                Scalar::Str(s) if s.as_str().len() > max_field_len(field) => {
+                    let (len, max) = (s.as_str().len(), max_field_len(field));
+                    return Err(self
+                        .state
+                        .fail(ExecuteError::FieldTooLong { field, len, max }));
+                }
                 Scalar::Str(s) => Some(s.into_string()),
                 Scalar::Null => None,
                 Scalar::Other(found) => {

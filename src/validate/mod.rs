@@ -7,6 +7,6 @@ mod phone;
 
 pub use execute::{
     ExecuteError, IgnoredKey, MAX_KEY_LEN, ParseOptions, ParsedExecute, ignored_keys,
-    parse_calls_execute, suggest_data_key,
+    max_field_len, parse_calls_execute, suggest_data_key,
 };
 pub use phone::{CountryCode, E164_HINT, PhoneError, PhoneNumber};
