@@ -136,7 +136,7 @@ async fn malformed_inputs_get_their_documented_4xx_quickly() {
             "nested 10 000 deep",
             deep.into_bytes(),
             StatusCode::BAD_REQUEST,
-            "body_not_object",
+            "malformed_json",
         ),
         (
             "nested 10 000 deep inside data",
