@@ -32,7 +32,7 @@
 //! | [`ids`] | typed random identifiers and slugs |
 //! | [`clock`] | the injected clock |
 //! | [`campaign`] | campaigns, their settings versions and the outbound lock |
-//! | [`store`] | storage traits and the in-memory backend |
+//! | [`store`] | storage traits, the in-memory backend and (feature `sqlite`) the SQLite one |
 //! | [`registry`] | campaigns, inbound, outbound and response webhooks over any store |
 //! | [`calls`] | the call lifecycle: launcher, credits, completion with its outbox |
 //! | [`inbound`] | the `POST /{slug}` handler, request log, idempotency, rate limit |

@@ -90,6 +90,8 @@
 //! [`redelivery_and_kill_pending`]: crate::store::conformance::redelivery_and_kill_pending
 //! [`delivery_attempt_log`]: crate::store::conformance::delivery_attempt_log
 //! [`request_log`]: crate::store::conformance::request_log
+//! [`endpoint_health`]: crate::store::conformance::endpoint_health
+//! [`idempotency_keys`]: crate::store::conformance::idempotency_keys
 //! [`WebhookStore`]: crate::store::WebhookStore
 //! [`CallStore`]: crate::store::CallStore
 //! [`QueueStore`]: crate::store::QueueStore

@@ -9,7 +9,8 @@
 //! | [`IdempotencyStore`] | `Idempotency-Key` claims and remembered answers |
 //!
 //! [`Store`] is all four; every backend implements it. [`memory::MemoryStore`] is always
-//! compiled.
+//! compiled; `sqlite::SqliteStore`, the durable embedded default, comes with the `sqlite`
+//! feature (on by default).
 //!
 //! Every read and write of account data takes the [`AccountId`] it is scoped to; an id that
 //! belongs to another account answers [`StoreError::NotFound`], exactly as an id that does
@@ -28,6 +29,8 @@ use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, WebhookId};
 pub mod conformance;
 pub mod memory;
 mod records;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use records::{
     CallOrigin, CallRecord, CallState, Delivery, DeliveryAttempt, DeliveryFilter, DeliveryState,
