@@ -362,6 +362,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                     .await;
             }
         };
+        let started_at = now;
         let started = Instant::now();
         let result = self.client.send(request).await;
         let elapsed = started.elapsed();
@@ -432,7 +433,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         self.log(
             &lease.delivery,
             attempt,
-            now,
+            started_at,
             &result,
             elapsed.as_millis() as u64,
             false,
