@@ -462,7 +462,7 @@ async fn deliveries(app: &App) -> Result<Response<Bytes>, BoxError> {
                 .await?,
         );
     }
-    all.sort_by(|a, b| b.at.cmp(&a.at));
+    all.sort_by_key(|a| std::cmp::Reverse(a.at));
     Ok(to_json(StatusCode::OK, &all))
 }
 

@@ -248,9 +248,17 @@ fn server_and_receiver_end_to_end() {
     let requests: serde_json::Value = serde_json::from_str(&requests).unwrap();
     assert_eq!(requests[0]["status"], 201);
     assert_eq!(requests[0]["outcome"], "placed");
-    let (s, deliveries) = http("GET", &format!("{base}/_logs/deliveries"), "");
-    assert_eq!(s, 200);
-    let deliveries: serde_json::Value = serde_json::from_str(&deliveries).unwrap();
+    // The engine logs an attempt once the response is back: poll until all three are in.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let deliveries = loop {
+        let (s, body) = http("GET", &format!("{base}/_logs/deliveries"), "");
+        assert_eq!(s, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v.as_array().unwrap().len() >= 3 || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(deliveries.as_array().unwrap().len(), 3);
     assert!(
         deliveries

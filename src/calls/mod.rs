@@ -355,7 +355,9 @@ impl<S: Store + ?Sized> CallService<S> {
                 endpoint_id: e.id.clone(),
                 message_id: MessageId::generate()?,
                 event_type: event_type.to_owned(),
-                payload: Bytes::from(payload),
+                // Exactly sized: a `Vec` with spare capacity would become a `Bytes` that
+                // keeps the spare bytes (and a separate header) while the delivery is queued.
+                payload: Bytes::from(payload.into_boxed_slice()),
                 call_id: Some(record.id.clone()),
                 state: DeliveryState::Pending,
                 attempts: 0,

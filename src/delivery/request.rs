@@ -76,7 +76,7 @@ pub fn build_request(out: &Outgoing<'_>) -> Result<Request<Bytes>, BuildError> {
     };
     let mut req = Request::builder()
         .method(method)
-        .uri(uri.as_str())
+        .uri(uri)
         .body(body)
         .map_err(|e| BuildError::Url(e.to_string()))?;
     let h = req.headers_mut();

@@ -1,7 +1,7 @@
 //! The in-memory backend: always compiled, for tests, demos and embedding without
 //! persistence. One mutex guards everything; no lock is held across an `await`.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -16,6 +16,10 @@ use super::{
 use crate::campaign::{Campaign, SettingsVersion};
 use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, WebhookId};
 use crate::model::Call;
+
+/// Batches up to this size are checked for repeated delivery ids pairwise, larger ones with
+/// a set.
+const SMALL_BATCH: usize = 16;
 
 /// A store that keeps everything in memory.
 #[derive(Debug, Default)]
@@ -147,10 +151,20 @@ impl Inner {
     /// Refuses a batch that reuses a delivery id (stored already, or twice in the batch),
     /// before anything is changed.
     fn check_new_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
+        // A fan-out is a handful of deliveries: compare pairwise. Large batches (bulk
+        // enqueues) use a set, so the check stays linear instead of quadratic.
+        let mut seen: HashSet<&str> = if deliveries.len() > SMALL_BATCH {
+            HashSet::with_capacity(deliveries.len())
+        } else {
+            HashSet::new()
+        };
         for (i, d) in deliveries.iter().enumerate() {
-            if self.deliveries.contains_key(d.id.as_str())
-                || deliveries[..i].iter().any(|e| e.id == d.id)
-            {
+            let repeated = if deliveries.len() > SMALL_BATCH {
+                !seen.insert(d.id.as_str())
+            } else {
+                deliveries[..i].iter().any(|e| e.id == d.id)
+            };
+            if repeated || self.deliveries.contains_key(d.id.as_str()) {
                 return Err(StoreError::Conflict(format!("delivery {} exists", d.id)));
             }
         }

@@ -302,12 +302,12 @@ pub fn parse_calls_execute(
         Some(Err(found)) => return Err(ExecuteError::WrongType(found)),
         Some(Ok(())) => {}
     }
-    let (mut contact, phone_raw) = match data {
+    match data {
         None => return Err(ExecuteError::MissingData),
         Some(Err(kind)) => return Err(ExecuteError::DataNotObject(kind)),
-        Some(Ok(d)) => d,
-    };
-    let Some(raw) = phone_raw else {
+        Some(Ok(())) => {}
+    }
+    let Some(raw) = state.phone.take() else {
         let sent_instead = state
             .ignored
             .iter()
@@ -315,8 +315,9 @@ pub fn parse_calls_execute(
             .map(|k| k.path.trim_start_matches("data.").to_owned());
         return Err(ExecuteError::MissingPhoneNumber { sent_instead });
     };
-    let phone = PhoneNumber::normalize(&raw, options.default_country)
+    let phone = PhoneNumber::normalize_owned(raw, options.default_country)
         .map_err(ExecuteError::InvalidPhoneNumber)?;
+    let mut contact = state.contact;
     contact.phone_number = phone.as_str().to_owned();
     Ok(ParsedExecute {
         request: CallsExecute::new(contact),
@@ -327,6 +328,11 @@ pub fn parse_calls_execute(
 
 #[derive(Default)]
 struct State {
+    /// The documented fields of `data` but the phone number, filled in place (a `Contact`
+    /// is large: passing it back up through the visitors' results would copy it each time).
+    contact: Contact,
+    /// `data.phoneNumber` as sent.
+    phone: Option<String>,
     ignored: Vec<IgnoredKey>,
     /// A structured error found inside the visitor; the serde error that aborts the parse
     /// is then only a carrier.
@@ -345,8 +351,9 @@ impl State {
 struct Top {
     /// `Some(Ok)` for `"calls.execute"`, `Some(Err(what))` for anything else.
     type_seen: Option<Result<(), String>>,
-    /// `Some(Ok((contact, raw phone)))` for an object; `Some(Err(json type))` otherwise.
-    data: Option<Result<(Contact, Option<String>), &'static str>>,
+    /// `Some(Ok(()))` for an object (its fields are in the [`State`]); `Some(Err(json
+    /// type))` otherwise.
+    data: Option<Result<(), &'static str>>,
 }
 
 struct TopSeed<'s> {
@@ -438,7 +445,7 @@ struct DataSeed<'s> {
     state: &'s mut State,
 }
 
-type DataResult = Result<(Contact, Option<String>), &'static str>;
+type DataResult = Result<(), &'static str>;
 
 impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
     type Value = DataResult;
@@ -457,8 +464,6 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
     non_object_visits!(Err);
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut contact = Contact::default();
-        let mut phone: Option<String> = None;
         let mut seen: u16 = 0;
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let k = key.as_str();
@@ -489,13 +494,27 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
                         .fail(ExecuteError::WrongFieldType { field, found }));
                 }
             };
-            if idx == 0 {
-                phone = value;
-            } else if let Some(slot) = contact.optional_field_mut(field) {
-                *slot = value;
-            }
+            *field_slot(self.state, idx) = value;
         }
-        Ok(Ok((contact, phone)))
+        Ok(Ok(()))
+    }
+}
+
+/// Where the value of `Contact::FIELDS[idx]` goes.
+fn field_slot(state: &mut State, idx: usize) -> &mut Option<String> {
+    let c = &mut state.contact;
+    match idx {
+        1 => &mut c.first_name,
+        2 => &mut c.last_name,
+        3 => &mut c.email,
+        4 => &mut c.company_name,
+        5 => &mut c.note,
+        6 => &mut c.address1,
+        7 => &mut c.address2,
+        8 => &mut c.city,
+        9 => &mut c.state,
+        10 => &mut c.zip_code,
+        _ => &mut state.phone,
     }
 }
 
@@ -640,5 +659,37 @@ impl<'de> Deserialize<'de> for Skip {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_field_lands_in_its_own_slot() {
+        let data: serde_json::Map<String, serde_json::Value> = Contact::FIELDS
+            .iter()
+            .map(|&f| {
+                let v = if f == "phoneNumber" {
+                    "+15551234567"
+                } else {
+                    f
+                };
+                (f.to_owned(), serde_json::Value::from(v))
+            })
+            .collect();
+        let body = serde_json::json!({"type": "calls.execute", "data": data}).to_string();
+        let parsed = parse_calls_execute(body.as_bytes(), &ParseOptions::default()).unwrap();
+        let back = serde_json::to_value(&parsed.request.data).unwrap();
+        for f in Contact::FIELDS {
+            let want = if f == "phoneNumber" {
+                "+15551234567"
+            } else {
+                f
+            };
+            assert_eq!(back[f], want, "{f}");
+        }
+        assert!(parsed.ignored.is_empty());
     }
 }

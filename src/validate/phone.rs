@@ -131,6 +131,18 @@ impl PhoneNumber {
         Ok(PhoneNumber(format!("+{international}")))
     }
 
+    /// [`normalize`](Self::normalize) of an owned string: a number that is already strict
+    /// E.164 (the usual case) is kept without copying it.
+    pub(crate) fn normalize_owned(
+        input: String,
+        default_country: Option<CountryCode>,
+    ) -> Result<Self, PhoneError> {
+        match input.strip_prefix('+') {
+            Some(digits) if check_digits(digits).is_ok() => Ok(PhoneNumber(input)),
+            _ => Self::normalize(&input, default_country),
+        }
+    }
+
     /// The number, `+` included.
     pub fn as_str(&self) -> &str {
         &self.0
