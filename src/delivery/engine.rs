@@ -61,6 +61,11 @@ pub struct DeliveryConfig {
     /// How long a stopping worker waits for attempts in flight (default 20 s); the rest
     /// are released to the queue.
     pub shutdown_grace: Duration,
+    /// How long an endpoint, unsealed, is reused between attempts (default 1 s). Edits,
+    /// disabling and deletion reach the engine within this time; `Duration::ZERO` reads the
+    /// endpoint on every attempt. Successes also update `last_success_at` at most this
+    /// often per endpoint.
+    pub endpoint_cache_ttl: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -80,6 +85,7 @@ impl Default for DeliveryConfig {
             user_agent: format!("atllas-webhooks/{}", env!("CARGO_PKG_VERSION")),
             idle_poll: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(20),
+            endpoint_cache_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -181,6 +187,7 @@ pub struct DeliveryEngine<S: ?Sized> {
     pub(crate) client: Arc<dyn HttpClient>,
     pub(crate) config: DeliveryConfig,
     user_agent: HeaderValue,
+    cache: EndpointCache,
 }
 
 impl<S: ?Sized> std::fmt::Debug for DeliveryEngine<S> {
@@ -188,6 +195,98 @@ impl<S: ?Sized> std::fmt::Debug for DeliveryEngine<S> {
         f.debug_struct("DeliveryEngine")
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// Unsealed endpoints reused between attempts, and when each last had its health written.
+struct EndpointCache {
+    ttl: Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<WebhookId, CacheEntry>>,
+}
+
+struct CacheEntry {
+    fetched: Instant,
+    endpoint: Arc<UnsealedEndpoint>,
+    /// The endpoint's failing state as last written.
+    failing: bool,
+    /// When a success was last written.
+    success_written: Option<DateTime<Utc>>,
+}
+
+/// Entries kept at most; past this the cache starts over.
+const CACHE_MAX: usize = 10_000;
+
+impl EndpointCache {
+    fn new(ttl: Duration) -> Self {
+        EndpointCache {
+            ttl,
+            entries: std::sync::Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<WebhookId, CacheEntry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: &WebhookId) -> Option<Arc<UnsealedEndpoint>> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let g = self.lock();
+        g.get(id)
+            .filter(|e| e.fetched.elapsed() < self.ttl)
+            .map(|e| e.endpoint.clone())
+    }
+
+    fn put(&self, id: WebhookId, endpoint: Arc<UnsealedEndpoint>) {
+        let mut g = self.lock();
+        if g.len() >= CACHE_MAX {
+            g.clear();
+        }
+        let previous = g.remove(&id);
+        let failing = endpoint.endpoint.failing_since.is_some();
+        g.insert(
+            id,
+            CacheEntry {
+                fetched: Instant::now(),
+                failing,
+                success_written: previous
+                    .and_then(|p| p.success_written)
+                    .or(endpoint.endpoint.last_success_at),
+                endpoint,
+            },
+        );
+    }
+
+    fn forget(&self, id: &WebhookId) {
+        self.lock().remove(id);
+    }
+
+    /// Whether a success must be written now: the endpoint was failing, or no success was
+    /// written within the TTL.
+    fn needs_success_write(&self, e: &UnsealedEndpoint, now: DateTime<Utc>) -> bool {
+        let g = self.lock();
+        match g.get(&e.endpoint.id) {
+            None => true,
+            Some(c) => {
+                c.failing
+                    || c.success_written
+                        .is_none_or(|t| (now - t).to_std().unwrap_or_default() >= self.ttl)
+            }
+        }
+    }
+
+    /// Remembers what was written.
+    fn note_health(&self, e: &crate::store::Endpoint, now: DateTime<Utc>) {
+        let mut g = self.lock();
+        if let Some(c) = g.get_mut(&e.id) {
+            c.failing = e.failing_since.is_some();
+            if e.failing_since.is_none() {
+                c.success_written = Some(now);
+            }
+        }
     }
 }
 
@@ -242,6 +341,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         let user_agent = HeaderValue::from_str(&config.user_agent)
             .map_err(|_| DeliveryError::Config("invalid user agent".into()))?;
         Ok(DeliveryEngine {
+            cache: EndpointCache::new(config.endpoint_cache_ttl),
             registry,
             client,
             config,
@@ -288,23 +388,26 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 
     /// Sends one leased delivery once, logs the attempt and records its outcome.
     pub async fn attempt(&self, lease: Lease) -> Result<AttemptReport, DeliveryError> {
-        let now = self.now();
-        let d = &lease.delivery;
-        let attempt = d.attempts + 1;
-        let endpoint = match self.store().endpoint(&d.account, &d.endpoint_id).await {
+        self.attempt_leased(&lease).await
+    }
+
+    /// The endpoint of a delivery, unsealed, from a cache of at most
+    /// [`DeliveryConfig::endpoint_cache_ttl`] age (edits, disabling and deletion take effect
+    /// within that time).
+    async fn endpoint_for(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+    ) -> Result<Result<Arc<UnsealedEndpoint>, LeaseOutcome>, DeliveryError> {
+        if let Some(hit) = self.cache.get(id) {
+            return Ok(Ok(hit));
+        }
+        let endpoint = match self.store().endpoint(account, id).await {
             Ok(e) => e,
             Err(StoreError::NotFound { .. }) => {
-                return self
-                    .finish(
-                        &lease,
-                        attempt,
-                        None,
-                        LeaseOutcome::Dead {
-                            error: "webhook deleted".into(),
-                        },
-                        now,
-                    )
-                    .await;
+                return Ok(Err(LeaseOutcome::Dead {
+                    error: "webhook deleted".into(),
+                }));
             }
             Err(e) => return Err(e.into()),
         };
@@ -313,21 +416,26 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                 .disabled_reason
                 .clone()
                 .unwrap_or_else(|| "disabled".into());
-            return self
-                .finish(
-                    &lease,
-                    attempt,
-                    None,
-                    LeaseOutcome::Dead {
-                        error: format!("webhook disabled: {why}"),
-                    },
-                    now,
-                )
-                .await;
+            return Ok(Err(LeaseOutcome::Dead {
+                error: format!("webhook disabled: {why}"),
+            }));
         }
-        let unsealed = match self.registry.unseal_endpoint(endpoint) {
-            Ok(u) => u,
-            Err(e) => {
+        let unsealed = Arc::new(self.registry.unseal_endpoint(endpoint)?);
+        self.cache.put(id.clone(), unsealed.clone());
+        Ok(Ok(unsealed))
+    }
+
+    pub(crate) async fn attempt_leased(
+        &self,
+        lease: &Lease,
+    ) -> Result<AttemptReport, DeliveryError> {
+        let now = self.now();
+        let d = &lease.delivery;
+        let attempt = d.attempts + 1;
+        let unsealed = match self.endpoint_for(&d.account, &d.endpoint_id).await {
+            Ok(Ok(u)) => u,
+            Ok(Err(outcome)) => return self.finish(lease, attempt, None, outcome, now).await,
+            Err(DeliveryError::Registry(e)) => {
                 // A missing key: an operator error that retrying can outlast.
                 let error = format!("cannot unseal the webhook's secrets: {e}");
                 let outcome = match self.config.retry.next_attempt(attempt, now) {
@@ -337,8 +445,9 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                     },
                     None => LeaseOutcome::Dead { error },
                 };
-                return self.finish(&lease, attempt, None, outcome, now).await;
+                return self.finish(lease, attempt, None, outcome, now).await;
             }
+            Err(e) => return Err(e),
         };
         let request = match self.request_for(&unsealed, d.message_id.as_str(), &d.payload, now) {
             Ok(r) => r,
@@ -358,7 +467,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                 )
                 .await?;
                 return self
-                    .finish(&lease, attempt, None, LeaseOutcome::Dead { error }, now)
+                    .finish(lease, attempt, None, LeaseOutcome::Dead { error }, now)
                     .await;
             }
         };
@@ -372,9 +481,13 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 
         let mut note = None;
         let outcome = if success {
-            self.store()
-                .record_health(&d.account, &d.endpoint_id, true, now)
-                .await?;
+            if self.cache.needs_success_write(&unsealed, now) {
+                let e = self
+                    .store()
+                    .record_health(&d.account, &d.endpoint_id, true, now)
+                    .await?;
+                self.cache.note_health(&e, now);
+            }
             LeaseOutcome::Succeeded
         } else if status == Some(410) {
             let reason = "the endpoint answered 410 Gone";
@@ -393,6 +506,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                 .store()
                 .record_health(&d.account, &d.endpoint_id, false, now)
                 .await?;
+            self.cache.note_health(&health, now);
             let failing_for = health.failing_since.map(|t| now - t);
             if failing_for.is_some_and(|f| f >= self.config.disable_after) {
                 let reason = format!(
@@ -440,7 +554,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             note,
         )
         .await?;
-        self.finish(&lease, attempt, status, outcome, now).await
+        self.finish(lease, attempt, status, outcome, now).await
     }
 
     async fn disable(
@@ -450,6 +564,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), DeliveryError> {
+        self.cache.forget(endpoint);
         self.store()
             .disable_endpoint(account, endpoint, reason, now)
             .await?;

@@ -57,7 +57,7 @@ impl<S: Store + ?Sized + 'static> DeliveryEngine<S> {
     ) -> WorkerStats {
         let mut stats = WorkerStats::default();
         let mut tasks: JoinSet<Done> = JoinSet::new();
-        let mut running: HashMap<tokio::task::Id, Lease> = HashMap::new();
+        let mut running: HashMap<tokio::task::Id, Arc<Lease>> = HashMap::new();
         let mut per_endpoint: HashMap<WebhookId, usize> = HashMap::new();
         let cfg = self.config.clone();
         tokio::pin!(shutdown);
@@ -83,9 +83,10 @@ impl<S: Store + ?Sized + 'static> DeliveryEngine<S> {
                             }
                             *per_endpoint.entry(ep.clone()).or_insert(0) += 1;
                             let engine = self.clone();
+                            let lease = Arc::new(lease);
                             let held = lease.clone();
-                            let handle =
-                                tasks.spawn(async move { (ep, engine.attempt(lease).await) });
+                            let handle = tasks
+                                .spawn(async move { (ep, engine.attempt_leased(&lease).await) });
                             running.insert(handle.id(), held);
                             started += 1;
                         }
@@ -161,7 +162,7 @@ impl<S: Store + ?Sized + 'static> DeliveryEngine<S> {
 
 fn settle(
     done: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
-    running: &mut HashMap<tokio::task::Id, Lease>,
+    running: &mut HashMap<tokio::task::Id, Arc<Lease>>,
     per_endpoint: &mut HashMap<WebhookId, usize>,
     stats: &mut WorkerStats,
 ) {
