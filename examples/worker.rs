@@ -9,7 +9,8 @@
 //!
 //! Options: `--store sqlite:PATH|postgres:URL` · `--allow-insecure` (deliver to loopback and
 //! private addresses, for local development) · `--max-in-flight N` (256) · `--lease-ms N`
-//! (60000) · `--timeout-ms N` (15000) · `--exit-when-idle` (stop once nothing is due or in
+//! (60000) · `--timeout-ms N` (15000) · `--pg-schema NAME` (use a PostgreSQL schema) ·
+//! `--exit-when-idle` (stop once nothing is due or in
 //! flight for a second). `ATLLAS_WEBHOOKS_KEYS` holds the sealing keys
 //! (`1:<base64 32 bytes>,…`), the same as the processes that created the webhooks.
 
@@ -32,7 +33,8 @@ async fn main() {
     }
 }
 
-async fn open(spec: &str) -> Result<Arc<dyn Store>, BoxError> {
+async fn open(spec: &str, schema: Option<&str>) -> Result<Arc<dyn Store>, BoxError> {
+    let _ = schema;
     if let Some(path) = spec.strip_prefix("sqlite:") {
         #[cfg(feature = "sqlite")]
         return Ok(Arc::new(atllas_webhooks::store::sqlite::SqliteStore::open(
@@ -54,6 +56,7 @@ async fn open(spec: &str) -> Result<Arc<dyn Store>, BoxError> {
 
 async fn run() -> Result<(), BoxError> {
     let mut store = None;
+    let mut schema = None;
     let mut insecure = false;
     let mut exit_when_idle = false;
     let mut config = DeliveryConfig {
@@ -66,6 +69,7 @@ async fn run() -> Result<(), BoxError> {
         let mut value = |n: &str| args.next().ok_or_else(|| format!("{n} needs a value"));
         match arg.as_str() {
             "--store" => store = Some(value("--store")?),
+            "--pg-schema" => schema = Some(value("--pg-schema")?),
             "--allow-insecure" => insecure = true,
             "--exit-when-idle" => exit_when_idle = true,
             "--max-in-flight" => config.max_in_flight = value("--max-in-flight")?.parse()?,
@@ -76,7 +80,7 @@ async fn run() -> Result<(), BoxError> {
             other => return Err(format!("unknown option {other}").into()),
         }
     }
-    let store = open(&store.ok_or("--store is required")?).await?;
+    let store = open(&store.ok_or("--store is required")?, schema.as_deref()).await?;
     let keys = KeyRing::from_env_string(
         &std::env::var("ATLLAS_WEBHOOKS_KEYS").map_err(|_| "set ATLLAS_WEBHOOKS_KEYS")?,
     )?;

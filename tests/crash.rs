@@ -41,7 +41,12 @@ fn worker_binary() -> PathBuf {
 }
 
 fn spawn_worker(store: &str, keys: &str) -> Child {
+    spawn_worker_with(store, keys, &[])
+}
+
+fn spawn_worker_with(store: &str, keys: &str, extra: &[&str]) -> Child {
     Command::new(worker_binary())
+        .args(extra)
         .args([
             "--store",
             store,
@@ -213,4 +218,98 @@ async fn sigkill_mid_delivery_then_restart_delivers_everything_sqlite() {
     );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `DATABASE_URL`, or a failure that says what to set: the PostgreSQL tests never pass
+/// silently.
+#[cfg(feature = "postgres")]
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!("set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run the PostgreSQL crash tests")
+    })
+}
+
+#[cfg(feature = "postgres")]
+async fn pg_world(n: usize, server: &TestServer) -> (String, String, String, Vec<MessageId>) {
+    let url = database_url();
+    let schema = format!(
+        "crash_{}",
+        MessageId::generate()
+            .unwrap()
+            .as_str()
+            .to_lowercase()
+            .replace("msg_", "")
+    );
+    let store: Arc<dyn Store> = Arc::new(
+        atllas_webhooks::store::postgres::PostgresStore::connect_with_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    let (spec, keys) = key_spec();
+    let ids = seed(store, keys, server.url("hook"), n).await;
+    (url, schema, spec, ids)
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_drain_one_postgres_backlog_without_duplicates() {
+    const N: usize = 2000;
+    let server = TestServer::start().await;
+    let (url, schema, spec, ids) = pg_world(N, &server).await;
+    let store_arg = format!("postgres:{url}");
+    let mut a = spawn_worker_with(&store_arg, &spec, &["--pg-schema", &schema]);
+    let mut b = spawn_worker_with(&store_arg, &spec, &["--pg-schema", &schema]);
+    assert!(wait(&mut a, Duration::from_secs(120)).success());
+    assert!(wait(&mut b, Duration::from_secs(120)).success());
+    let counts = seen_counts(&server);
+    assert_eq!(counts.len(), N, "every message id arrived");
+    assert!(ids.iter().all(|id| counts.contains_key(id.as_str())));
+    let twice = counts.values().filter(|c| **c > 1).count();
+    assert_eq!(
+        twice, 0,
+        "no message was delivered twice (no lease expired)"
+    );
+    eprintln!("postgres: two workers drained {N} deliveries, none twice");
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_delivery_then_restart_delivers_everything_postgres() {
+    const N: usize = 3000;
+    let server = TestServer::start().await;
+    let (url, schema, spec, ids) = pg_world(N, &server).await;
+    let store_arg = format!("postgres:{url}");
+    let mut first = spawn_worker_with(&store_arg, &spec, &["--pg-schema", &schema]);
+    let started = Instant::now();
+    while server.hits().len() < N / 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first worker delivered too little"
+        );
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first worker exited early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let at_kill = server.hits().len();
+    assert!(at_kill < N);
+    let mut second = spawn_worker_with(&store_arg, &spec, &["--pg-schema", &schema]);
+    assert!(wait(&mut second, Duration::from_secs(120)).success());
+    let counts = seen_counts(&server);
+    let missing = ids
+        .iter()
+        .filter(|id| !counts.contains_key(id.as_str()))
+        .count();
+    assert_eq!(missing, 0, "{missing} of {N} message ids never arrived");
+    let twice = counts.values().filter(|c| **c > 1).count();
+    assert!(
+        twice <= MAX_IN_FLIGHT,
+        "{twice} arrived twice; at most the {MAX_IN_FLIGHT} in flight at the kill may"
+    );
+    eprintln!(
+        "postgres crash: {N} deliveries, killed after {at_kill} arrived, {twice} delivered twice, all arrived"
+    );
 }
