@@ -262,3 +262,110 @@ async fn no_secret_in_clear_anywhere_and_keys_rotate() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same on PostgreSQL: no table of the store's schema holds a header value or a secret
+/// in clear after webhooks were created and deliveries made.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_clear_in_postgres_tables() {
+    use atllas_webhooks::store::postgres::PostgresStore;
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!("set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run the PostgreSQL hygiene test")
+    });
+    let schema = format!(
+        "hygiene_{}",
+        MessageId::generate()
+            .unwrap()
+            .as_str()
+            .to_lowercase()
+            .replace("msg_", "")
+    );
+    let store = Arc::new(
+        PostgresStore::connect_with_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    let registry = Arc::new(Registry::new(
+        store.clone(),
+        KeyRing::generate().unwrap(),
+        RegistryConfig {
+            destinations: DestinationPolicy::insecure(),
+            ..Default::default()
+        },
+    ));
+    let server = TestServer::start().await;
+    let account = AccountId::new("acct_pg_hygiene");
+    let created = registry
+        .create_outbound(
+            &account,
+            NewEndpoint::post(server.url("out"))
+                .header(CustomHeader::new("X-Api-Key", HEADER_SECRET).unwrap())
+                .header(headers::bearer(BEARER).unwrap()),
+        )
+        .await
+        .unwrap();
+    let engine = DeliveryEngine::new(
+        registry.clone(),
+        Arc::new(
+            HyperClient::new(ClientConfig {
+                destinations: DestinationPolicy::insecure(),
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+        DeliveryConfig::default(),
+    )
+    .unwrap();
+    assert!(
+        engine
+            .test_endpoint(&account, &created.webhook.id)
+            .await
+            .unwrap()
+            .success
+    );
+    assert_eq!(
+        server.hits_for("out")[0].headers["x-api-key"],
+        HEADER_SECRET
+    );
+
+    let client = store.pool().get().await.unwrap();
+    let tables = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap();
+    assert!(tables.len() >= 5, "the store's tables are in the schema");
+    let mut dump = String::new();
+    for t in tables {
+        let name: String = t.get(0);
+        let rows = client
+            .query(
+                &format!("SELECT t::text FROM \"{schema}\".\"{name}\" t"),
+                &[],
+            )
+            .await
+            .unwrap();
+        for r in rows {
+            dump.push_str(&r.get::<_, String>(0));
+            dump.push('\n');
+        }
+    }
+    assert!(dump.contains("x-api-key"), "the dump has the endpoint rows");
+    let whsec = created.signing_secret.expose();
+    for needle in [
+        HEADER_SECRET,
+        BEARER,
+        whsec,
+        whsec.trim_start_matches("whsec_"),
+    ] {
+        assert!(
+            !dump.contains(needle),
+            "a secret is in clear in a PostgreSQL table"
+        );
+    }
+    let _ = client
+        .execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"), &[])
+        .await;
+}
