@@ -9,7 +9,8 @@
 //! | [`IdempotencyStore`] | `Idempotency-Key` claims and remembered answers |
 //!
 //! [`Store`] is all four; every backend implements it. [`memory::MemoryStore`] is always
-//! compiled.
+//! compiled; `postgres::PostgresStore` (feature `postgres`) serves many processes on many
+//! machines from one PostgreSQL database.
 //!
 //! Every read and write of account data takes the [`AccountId`] it is scoped to; an id that
 //! belongs to another account answers [`StoreError::NotFound`], exactly as an id that does
@@ -27,6 +28,8 @@ use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, WebhookId};
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod records;
 
 pub use records::{
