@@ -34,6 +34,7 @@ async fn main() {
 }
 
 async fn open(spec: &str, schema: Option<&str>) -> Result<Arc<dyn Store>, BoxError> {
+    #[cfg(not(feature = "postgres"))]
     let _ = schema;
     if let Some(path) = spec.strip_prefix("sqlite:") {
         #[cfg(feature = "sqlite")]
@@ -45,9 +46,14 @@ async fn open(spec: &str, schema: Option<&str>) -> Result<Arc<dyn Store>, BoxErr
     }
     if let Some(url) = spec.strip_prefix("postgres:") {
         #[cfg(feature = "postgres")]
-        return Ok(Arc::new(
-            atllas_webhooks::store::postgres::PostgresStore::connect(url).await?,
-        ));
+        {
+            use atllas_webhooks::store::postgres::PostgresStore;
+            let store = match schema {
+                Some(schema) => PostgresStore::connect_with_schema(url, schema).await?,
+                None => PostgresStore::connect(url).await?,
+            };
+            return Ok(Arc::new(store));
+        }
         #[cfg(not(feature = "postgres"))]
         return Err(format!("postgres:{url} needs the postgres feature").into());
     }
@@ -113,6 +119,9 @@ async fn run() -> Result<(), BoxError> {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let due = store.next_due().await?;
+            if std::env::var_os("WORKER_DEBUG").is_some() {
+                eprintln!("worker: next due {due:?}");
+            }
             let idle = due.is_none_or(|at| at > chrono::Utc::now() + chrono::Duration::seconds(60));
             match (idle, idle_since) {
                 (true, None) => idle_since = Some(tokio::time::Instant::now()),

@@ -10,7 +10,8 @@
 //!
 //! [`Store`] is all four; every backend implements it. [`memory::MemoryStore`] is always
 //! compiled; `sqlite::SqliteStore`, the durable embedded default, comes with the `sqlite`
-//! feature (on by default).
+//! feature (on by default); `postgres::PostgresStore` (feature `postgres`) serves many
+//! processes on many machines from one PostgreSQL database.
 //!
 //! Every read and write of account data takes the [`AccountId`] it is scoped to; an id that
 //! belongs to another account answers [`StoreError::NotFound`], exactly as an id that does
@@ -28,6 +29,8 @@ use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, WebhookId};
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod records;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
