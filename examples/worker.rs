@@ -119,9 +119,6 @@ async fn run() -> Result<(), BoxError> {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let due = store.next_due().await?;
-            if std::env::var_os("WORKER_DEBUG").is_some() {
-                eprintln!("worker: next due {due:?}");
-            }
             let idle = due.is_none_or(|at| at > chrono::Utc::now() + chrono::Duration::seconds(60));
             match (idle, idle_since) {
                 (true, None) => idle_since = Some(tokio::time::Instant::now()),
