@@ -27,10 +27,6 @@ use crate::{Config, Outcome, note};
 /// Deliveries per cycle.
 const BATCH: usize = 64;
 
-pub fn sqlite_queue(_cfg: &Config) -> Outcome {
-    Outcome::Skipped("the bare-rusqlite baseline is not written yet".into())
-}
-
 pub fn postgres_queue(_cfg: &Config) -> Outcome {
     Outcome::Skipped("the bare-tokio-postgres baseline is not written yet".into())
 }
