@@ -379,6 +379,14 @@ async fn phone_number_sent_as_snake_case_is_a_422_that_says_so() {
         message.contains("phone_number") && message.contains("phoneNumber"),
         "{message}"
     );
+    let log = w.last_log().await;
+    assert_eq!(log.outcome, RequestOutcome::Rejected);
+    assert_eq!(
+        log.ignored_keys.len(),
+        1,
+        "a refused request still lists its ignored keys"
+    );
+    assert_eq!(log.ignored_keys[0].path, "data.phone_number");
     let (_, _, message) = error_of(&w.send(execute(json!({"phoneNumber": "555 1234"}))).await);
     assert!(
         message.contains("+15551234567"),

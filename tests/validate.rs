@@ -158,6 +158,21 @@ fn ignored_keys_on_a_value_match_the_parser() {
 }
 
 #[test]
+fn refusals_keep_the_ignored_keys() {
+    let body = json!({"type": "calls.execute", "data": {"phone_number": "+15551234567", "first_name": "Jane"}});
+    let rejected = atllas_webhooks::validate::parse_calls_execute_logged(
+        body.to_string().as_bytes(),
+        &ParseOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(rejected.error.code(), "missing_phone_number");
+    let mut paths: Vec<String> = rejected.ignored.iter().map(|k| k.path.clone()).collect();
+    paths.sort();
+    assert_eq!(paths, ["data.first_name", "data.phone_number"]);
+    assert_eq!(rejected.ignored.len(), ignored_keys(&body).len());
+}
+
+#[test]
 fn suggestions() {
     assert_eq!(suggest_data_key("first_name"), Some("firstName"));
     assert_eq!(suggest_data_key("FirstName"), Some("firstName"));

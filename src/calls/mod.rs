@@ -186,39 +186,41 @@ impl<S: Store + ?Sized> CallService<S> {
             created_at: now,
             updated_at: now,
         };
-        let found = match campaign {
+        // The campaign to run with, or why the call is cancelled.
+        let campaign = match campaign {
             None => Err("no campaign is bound to this webhook (create one)".to_owned()),
             Some(id) => match self.store.campaign(account, id).await {
-                Ok(c) => Ok(c),
+                Ok(c) => match c.refusal() {
+                    None => Ok(c),
+                    Some(reason) => {
+                        call.settings_version = c.settings_version;
+                        Err(reason)
+                    }
+                },
                 Err(StoreError::NotFound { .. }) => Err(format!("campaign {id} does not exist")),
                 Err(e) => return Err(e.into()),
             },
         };
-        let refusal = match &found {
-            Err(reason) => Some(reason.clone()),
-            Ok(c) => {
+        let campaign = match campaign {
+            Ok(c) if !self.credits.has_credit(account).await? => {
                 call.settings_version = c.settings_version;
-                c.refusal()
+                Err(INSUFFICIENT_FUNDS.to_owned())
+            }
+            other => other,
+        };
+        let campaign = match campaign {
+            Ok(c) => c,
+            Err(reason) => {
+                call.state = CallState::Cancelled;
+                call.cancel_reason = Some(reason.clone());
+                self.store.insert_call(&call).await?;
+                return Ok(Placed {
+                    call,
+                    outcome: PlaceOutcome::Cancelled(reason),
+                });
             }
         };
-        let refusal = match refusal {
-            Some(r) => Some(r),
-            None if !self.credits.has_credit(account).await? => Some(INSUFFICIENT_FUNDS.to_owned()),
-            None => None,
-        };
-        if let Some(reason) = refusal {
-            call.state = CallState::Cancelled;
-            call.cancel_reason = Some(reason.clone());
-            self.store.insert_call(&call).await?;
-            return Ok(Placed {
-                call,
-                outcome: PlaceOutcome::Cancelled(reason),
-            });
-        }
-        let Ok(campaign) = found else {
-            // Unreachable: a missing campaign is a refusal above.
-            return Err(CallsError::NotFound(call.id));
-        };
+        call.settings_version = campaign.settings_version;
         self.store.insert_call(&call).await?;
         let settings = campaign.current_version();
         match self.launcher.launch(&call, &settings).await {

@@ -29,12 +29,14 @@ use serde::Serialize;
 
 use crate::calls::{CallService, CallsError, PlaceOutcome};
 use crate::clock::{Clock, SystemClock};
-use crate::ids::{AccountId, CallId, WebhookId};
+use crate::ids::{AccountId, CallId};
 use crate::store::{
     CallOrigin, IdempotencyClaim, InboundWebhook, RequestLogEntry, RequestOutcome, Store,
     StoreError, StoredResponse,
 };
-use crate::validate::{CountryCode, ExecuteError, IgnoredKey, ParseOptions, parse_calls_execute};
+use crate::validate::{
+    CountryCode, ExecuteError, IgnoredKey, ParseOptions, parse_calls_execute_logged,
+};
 
 mod rate_limit;
 
@@ -390,15 +392,9 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         let options = ParseOptions {
             default_country: self.config.default_country,
         };
-        let parsed = match parse_calls_execute(body, &options) {
+        let parsed = match parse_calls_execute_logged(body, &options) {
             Ok(p) => p,
-            Err(e) => {
-                // The ignored keys are still worth logging when the body was an object.
-                let ignored = serde_json::from_slice::<serde_json::Value>(body)
-                    .map(|v| crate::validate::ignored_keys(&v))
-                    .unwrap_or_default();
-                return Handled::error(e.into(), ignored);
-            }
+            Err(rejected) => return Handled::error(rejected.error.into(), rejected.ignored),
         };
         let origin = CallOrigin::InboundWebhook {
             webhook: w.id.clone(),
@@ -446,11 +442,6 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         limit: usize,
     ) -> Result<Vec<RequestLogEntry>, StoreError> {
         self.store.requests(account, limit).await
-    }
-
-    /// The inbound webhook a slug resolves to, enabled or not.
-    pub async fn webhook_for(&self, slug: &str) -> Result<Option<WebhookId>, StoreError> {
-        Ok(self.store.inbound_by_slug(slug).await?.map(|w| w.id))
     }
 }
 

@@ -91,21 +91,4 @@ impl Contact {
             ..Contact::default()
         }
     }
-
-    /// The optional field named by its camelCase key, for setting it by name.
-    pub fn optional_field_mut(&mut self, key: &str) -> Option<&mut Option<String>> {
-        Some(match key {
-            "firstName" => &mut self.first_name,
-            "lastName" => &mut self.last_name,
-            "email" => &mut self.email,
-            "companyName" => &mut self.company_name,
-            "note" => &mut self.note,
-            "address1" => &mut self.address1,
-            "address2" => &mut self.address2,
-            "city" => &mut self.city,
-            "state" => &mut self.state,
-            "zipCode" => &mut self.zip_code,
-            _ => return None,
-        })
-    }
 }

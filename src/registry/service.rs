@@ -348,9 +348,8 @@ impl<S: Store + ?Sized> Registry<S> {
     }
 }
 
-/// Unseals with a given key ring (shared by [`Registry::unseal_endpoint`] and the
-/// delivery engine).
-pub(crate) fn unseal_with(
+/// Unseals with a given key ring (for [`Registry::unseal_endpoint`]).
+fn unseal_with(
     keys: &KeyRing,
     endpoint: Endpoint,
     now: DateTime<Utc>,

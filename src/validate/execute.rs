@@ -283,9 +283,45 @@ pub fn parse_calls_execute(
     body: &[u8],
     options: &ParseOptions,
 ) -> Result<ParsedExecute, ExecuteError> {
+    parse_calls_execute_logged(body, options).map_err(|r| r.error)
+}
+
+/// A refused `calls.execute`: the error and the keys ignored before it was found (for the
+/// request log, without parsing the body a second time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Why it was refused.
+    pub error: ExecuteError,
+    /// Keys ignored up to the point of the error.
+    pub ignored: Vec<IgnoredKey>,
+}
+
+/// [`parse_calls_execute`], keeping the ignored keys when the body is refused.
+pub fn parse_calls_execute_logged(
+    body: &[u8],
+    options: &ParseOptions,
+) -> Result<ParsedExecute, Rejected> {
     let mut state = State::default();
+    match parse_into(body, options, &mut state) {
+        Ok((request, phone)) => Ok(ParsedExecute {
+            request,
+            phone,
+            ignored: state.ignored,
+        }),
+        Err(error) => Err(Rejected {
+            error,
+            ignored: state.ignored,
+        }),
+    }
+}
+
+fn parse_into(
+    body: &[u8],
+    options: &ParseOptions,
+    state: &mut State,
+) -> Result<(CallsExecute, PhoneNumber), ExecuteError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let top = match (TopSeed { state: &mut state }).deserialize(&mut de) {
+    let top = match (TopSeed { state: &mut *state }).deserialize(&mut de) {
         Ok(top) => top,
         Err(e) => {
             return Err(state
@@ -317,13 +353,9 @@ pub fn parse_calls_execute(
     };
     let phone = PhoneNumber::normalize_owned(raw, options.default_country)
         .map_err(ExecuteError::InvalidPhoneNumber)?;
-    let mut contact = state.contact;
+    let mut contact = std::mem::take(&mut state.contact);
     contact.phone_number = phone.as_str().to_owned();
-    Ok(ParsedExecute {
-        request: CallsExecute::new(contact),
-        phone,
-        ignored: state.ignored,
-    })
+    Ok((CallsExecute::new(contact), phone))
 }
 
 #[derive(Default)]

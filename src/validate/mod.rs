@@ -6,7 +6,7 @@ mod execute;
 mod phone;
 
 pub use execute::{
-    ExecuteError, IgnoredKey, MAX_KEY_LEN, ParseOptions, ParsedExecute, ignored_keys,
-    max_field_len, parse_calls_execute, suggest_data_key,
+    ExecuteError, IgnoredKey, MAX_KEY_LEN, ParseOptions, ParsedExecute, Rejected, ignored_keys,
+    max_field_len, parse_calls_execute, parse_calls_execute_logged, suggest_data_key,
 };
 pub use phone::{CountryCode, E164_HINT, PhoneError, PhoneNumber};
