@@ -1,7 +1,7 @@
 //! The in-memory backend: always compiled, for tests, demos and embedding without
 //! persistence. One mutex guards everything; no lock is held across an `await`.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -16,6 +16,10 @@ use super::{
 use crate::campaign::{Campaign, SettingsVersion};
 use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, WebhookId};
 use crate::model::Call;
+
+mod deliveries;
+
+use deliveries::{Deliveries, Select};
 
 /// Batches up to this size are checked for repeated delivery ids pairwise, larger ones with
 /// a set.
@@ -36,11 +40,7 @@ struct Inner {
     slugs: HashMap<String, WebhookId>,
     endpoints: HashMap<WebhookId, Endpoint>,
     calls: HashMap<CallId, CallRecord>,
-    deliveries: HashMap<DeliveryId, Slot>,
-    /// Pending deliveries by when they are due: `next_attempt_at`, or the lease end while
-    /// leased.
-    due: BTreeSet<(DateTime<Utc>, DeliveryId)>,
-    next_token: u64,
+    deliveries: Deliveries,
     attempts: HashMap<WebhookId, VecDeque<DeliveryAttempt>>,
     requests: HashMap<Option<AccountId>, VecDeque<RequestLogEntry>>,
     idempotency: HashMap<(AccountId, WebhookId, String), Idem>,
@@ -50,22 +50,6 @@ struct Inner {
 struct Idem {
     expires_at: DateTime<Utc>,
     response: Option<StoredResponse>,
-}
-
-#[derive(Debug)]
-struct Slot {
-    delivery: Delivery,
-    lease: Option<(u64, DateTime<Utc>)>,
-}
-
-impl Slot {
-    fn due_key(&self) -> (DateTime<Utc>, DeliveryId) {
-        let at = match self.lease {
-            Some((_, until)) => until,
-            None => self.delivery.next_attempt_at,
-        };
-        (at, self.delivery.id.clone())
-    }
 }
 
 impl MemoryStore {
@@ -112,8 +96,8 @@ impl MemoryStore {
             .values()
             .for_each(|c| push(serde_json::to_string(c)));
         g.deliveries
-            .values()
-            .for_each(|c| push(serde_json::to_string(&c.delivery)));
+            .all()
+            .for_each(|c| push(serde_json::to_string(&c)));
         g.attempts
             .values()
             .flatten()
@@ -164,69 +148,30 @@ impl Inner {
             } else {
                 deliveries[..i].iter().any(|e| e.id == d.id)
             };
-            if repeated || self.deliveries.contains_key(d.id.as_str()) {
+            if repeated || self.deliveries.contains(d.id.as_str()) {
                 return Err(StoreError::Conflict(format!("delivery {} exists", d.id)));
             }
         }
         Ok(())
     }
 
-    fn enqueue(&mut self, d: &Delivery) {
-        let slot = Slot {
-            delivery: d.clone(),
-            lease: None,
-        };
-        if d.state == DeliveryState::Pending {
-            self.due.insert(slot.due_key());
-        }
-        self.deliveries.insert(d.id.clone(), slot);
-    }
-
-    fn slot_mut(&mut self, account: &AccountId, id: &DeliveryId) -> StoreResult<&mut Slot> {
-        self.deliveries
-            .get_mut(id.as_str())
-            .filter(|s| &s.delivery.account == account)
-            .ok_or_else(|| StoreError::not_found("delivery", id))
-    }
-
-    /// Makes a non-pending delivery pending at `now` (keeps the message id).
-    fn revive(&mut self, id: &DeliveryId, now: DateTime<Utc>) {
-        if let Some(slot) = self.deliveries.get_mut(id.as_str())
-            && slot.delivery.state != DeliveryState::Pending
-        {
-            slot.delivery.state = DeliveryState::Pending;
-            slot.delivery.next_attempt_at = now;
-            slot.delivery.updated_at = now;
-            slot.lease = None;
-            let key = slot.due_key();
-            self.due.insert(key);
-        }
-    }
-
     /// Removes an endpoint; its pending deliveries become dead letters.
-    fn remove_endpoint(&mut self, id: &WebhookId, reason: &str, now: DateTime<Utc>) {
+    fn remove_endpoint(
+        &mut self,
+        account: &AccountId,
+        id: &WebhookId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) {
         self.endpoints.remove(id.as_str());
-        let pending: Vec<DeliveryId> = self
-            .deliveries
-            .values()
-            .filter(|s| &s.delivery.endpoint_id == id && s.delivery.state == DeliveryState::Pending)
-            .map(|s| s.delivery.id.clone())
-            .collect();
+        let pending = self.deliveries.ids(&Select {
+            account,
+            endpoint: Some(id),
+            state: Some(DeliveryState::Pending),
+            since: None,
+        });
         for d in pending {
-            self.kill(&d, reason, now);
-        }
-    }
-
-    fn kill(&mut self, id: &DeliveryId, reason: &str, now: DateTime<Utc>) {
-        if let Some(slot) = self.deliveries.get_mut(id.as_str())
-            && slot.delivery.state == DeliveryState::Pending
-        {
-            let key = slot.due_key();
-            slot.delivery.state = DeliveryState::Dead;
-            slot.delivery.last_error = Some(reason.to_owned());
-            slot.delivery.updated_at = now;
-            slot.lease = None;
-            self.due.remove(&key);
+            self.deliveries.kill(&d, reason, now);
         }
     }
 }
@@ -380,7 +325,7 @@ impl WebhookStore for MemoryStore {
         g.slugs.remove(&old.slug);
         g.inbound.remove(id.as_str());
         if let Some(resp) = old.response_endpoint {
-            g.remove_endpoint(&resp, "webhook deleted", Utc::now());
+            g.remove_endpoint(account, &resp, "webhook deleted", Utc::now());
         }
         Ok(())
     }
@@ -443,7 +388,7 @@ impl WebhookStore for MemoryStore {
             |e| &e.account,
             "webhook",
         )?;
-        g.remove_endpoint(id, "webhook deleted", Utc::now());
+        g.remove_endpoint(account, id, "webhook deleted", Utc::now());
         Ok(())
     }
 
@@ -596,7 +541,7 @@ impl CallStore for MemoryStore {
         call.action_items = action_items.to_vec();
         call.updated_at = now;
         for d in deliveries {
-            g.enqueue(d);
+            g.deliveries.insert(d)?;
         }
         Ok(())
     }
@@ -608,7 +553,7 @@ impl QueueStore for MemoryStore {
         let mut g = self.lock();
         g.check_new_deliveries(deliveries)?;
         for d in deliveries {
-            g.enqueue(d);
+            g.deliveries.insert(d)?;
         }
         Ok(())
     }
@@ -622,32 +567,15 @@ impl QueueStore for MemoryStore {
         let lease_for = chrono::Duration::from_std(lease_for)
             .map_err(|e| StoreError::Backend(format!("lease duration: {e}")))?;
         let until = now + lease_for;
-        let mut g = self.lock();
-        let due: Vec<(DateTime<Utc>, DeliveryId)> = g
-            .due
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .take(limit)
-            .cloned()
-            .collect();
-        let mut out = Vec::with_capacity(due.len());
-        for key in due {
-            g.due.remove(&key);
-            g.next_token += 1;
-            let token = g.next_token;
-            if let Some(slot) = g.deliveries.get_mut(key.1.as_str()) {
-                slot.lease = Some((token, until));
-                let delivery = slot.delivery.clone();
-                let k = slot.due_key();
-                g.due.insert(k);
-                out.push(Lease {
-                    delivery,
-                    token,
-                    lease_until: until,
-                });
-            }
-        }
-        Ok(out)
+        let leased = self.lock().deliveries.lease(now, limit, until);
+        Ok(leased
+            .into_iter()
+            .map(|(delivery, token)| Lease {
+                delivery,
+                token,
+                lease_until: until,
+            })
+            .collect())
     }
 
     async fn finish(
@@ -656,73 +584,27 @@ impl QueueStore for MemoryStore {
         outcome: LeaseOutcome,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut g = self.lock();
-        let Some(slot) = g.deliveries.get_mut(lease.delivery.id.as_str()) else {
-            return Ok(false);
-        };
-        if slot.lease.map(|(t, _)| t) != Some(lease.token)
-            || slot.delivery.state != DeliveryState::Pending
-        {
-            return Ok(false);
-        }
-        let old_key = slot.due_key();
-        slot.lease = None;
-        let d = &mut slot.delivery;
-        d.attempts += 1;
-        d.updated_at = now;
-        match outcome {
-            LeaseOutcome::Succeeded => {
-                d.state = DeliveryState::Succeeded;
-                d.last_error = None;
-            }
-            LeaseOutcome::Retry {
-                next_attempt_at,
-                error,
-            } => {
-                d.next_attempt_at = next_attempt_at;
-                d.last_error = Some(error);
-            }
-            LeaseOutcome::Dead { error } => {
-                d.state = DeliveryState::Dead;
-                d.last_error = Some(error);
-            }
-        }
-        let pending = d.state == DeliveryState::Pending;
-        let new_key = slot.due_key();
-        g.due.remove(&old_key);
-        if pending {
-            g.due.insert(new_key);
-        }
-        Ok(true)
+        Ok(self
+            .lock()
+            .deliveries
+            .finish(lease.delivery.id.as_str(), lease.token, outcome, now))
     }
 
     async fn release(&self, lease: &Lease, due_at: DateTime<Utc>) -> StoreResult<()> {
-        let mut g = self.lock();
-        let Some(slot) = g.deliveries.get_mut(lease.delivery.id.as_str()) else {
-            return Ok(());
-        };
-        if slot.lease.map(|(t, _)| t) != Some(lease.token) {
-            return Ok(());
-        }
-        let old_key = slot.due_key();
-        slot.lease = None;
-        slot.delivery.next_attempt_at = due_at;
-        let new_key = slot.due_key();
-        g.due.remove(&old_key);
-        g.due.insert(new_key);
+        self.lock()
+            .deliveries
+            .release(lease.delivery.id.as_str(), lease.token, due_at);
         Ok(())
     }
 
     async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        Ok(self.lock().due.first().map(|(at, _)| *at))
+        Ok(self.lock().deliveries.next_due())
     }
 
     async fn delivery(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
-        let g = self.lock();
-        g.deliveries
-            .get(id.as_str())
-            .filter(|s| &s.delivery.account == account)
-            .map(|s| s.delivery.clone())
+        self.lock()
+            .deliveries
+            .get(account, id.as_str())
             .ok_or_else(|| StoreError::not_found("delivery", id))
     }
 
@@ -731,25 +613,14 @@ impl QueueStore for MemoryStore {
         account: &AccountId,
         filter: &DeliveryFilter,
     ) -> StoreResult<Vec<Delivery>> {
-        let g = self.lock();
-        let mut v: Vec<Delivery> = g
-            .deliveries
-            .values()
-            .map(|s| &s.delivery)
-            .filter(|d| {
-                &d.account == account
-                    && filter
-                        .endpoint_id
-                        .as_ref()
-                        .is_none_or(|e| &d.endpoint_id == e)
-                    && filter.state.is_none_or(|s| d.state == s)
-                    && filter.since.is_none_or(|t| d.created_at >= t)
-            })
-            .cloned()
-            .collect();
-        v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        v.truncate(if filter.limit == 0 { 100 } else { filter.limit });
-        Ok(v)
+        let select = Select {
+            account,
+            endpoint: filter.endpoint_id.as_ref(),
+            state: filter.state,
+            since: filter.since,
+        };
+        let limit = if filter.limit == 0 { 100 } else { filter.limit };
+        Ok(self.lock().deliveries.select(&select, limit))
     }
 
     async fn redeliver(
@@ -759,9 +630,13 @@ impl QueueStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Delivery> {
         let mut g = self.lock();
-        g.slot_mut(account, id)?;
-        g.revive(id, now);
-        Ok(g.slot_mut(account, id)?.delivery.clone())
+        if g.deliveries.get(account, id.as_str()).is_none() {
+            return Err(StoreError::not_found("delivery", id));
+        }
+        g.deliveries.revive(id.as_str(), now);
+        g.deliveries
+            .get(account, id.as_str())
+            .ok_or_else(|| StoreError::not_found("delivery", id))
     }
 
     async fn redeliver_dead_since(
@@ -772,20 +647,14 @@ impl QueueStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> StoreResult<usize> {
         let mut g = self.lock();
-        let ids: Vec<DeliveryId> = g
-            .deliveries
-            .values()
-            .map(|s| &s.delivery)
-            .filter(|d| {
-                &d.account == account
-                    && d.state == DeliveryState::Dead
-                    && d.created_at >= since
-                    && endpoint.is_none_or(|e| &d.endpoint_id == e)
-            })
-            .map(|d| d.id.clone())
-            .collect();
+        let ids = g.deliveries.ids(&Select {
+            account,
+            endpoint,
+            state: Some(DeliveryState::Dead),
+            since: Some(since),
+        });
         for id in &ids {
-            g.revive(id, now);
+            g.deliveries.revive(id, now);
         }
         Ok(ids.len())
     }
@@ -798,19 +667,14 @@ impl QueueStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> StoreResult<usize> {
         let mut g = self.lock();
-        let ids: Vec<DeliveryId> = g
-            .deliveries
-            .values()
-            .map(|s| &s.delivery)
-            .filter(|d| {
-                &d.account == account
-                    && &d.endpoint_id == endpoint
-                    && d.state == DeliveryState::Pending
-            })
-            .map(|d| d.id.clone())
-            .collect();
+        let ids = g.deliveries.ids(&Select {
+            account,
+            endpoint: Some(endpoint),
+            state: Some(DeliveryState::Pending),
+            since: None,
+        });
         for id in &ids {
-            g.kill(id, reason, now);
+            g.deliveries.kill(id, reason, now);
         }
         Ok(ids.len())
     }
