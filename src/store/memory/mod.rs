@@ -39,7 +39,8 @@ struct Inner {
     inbound: HashMap<WebhookId, InboundWebhook>,
     slugs: HashMap<String, WebhookId>,
     endpoints: HashMap<WebhookId, Endpoint>,
-    calls: HashMap<CallId, CallRecord>,
+    /// Boxed: a growing map moves pointers, not records, when it rehashes.
+    calls: HashMap<CallId, Box<CallRecord>>,
     deliveries: Deliveries,
     attempts: HashMap<WebhookId, VecDeque<DeliveryAttempt>>,
     requests: HashMap<Option<AccountId>, VecDeque<RequestLogEntry>>,
@@ -460,13 +461,13 @@ impl CallStore for MemoryStore {
         if g.calls.contains_key(call.id.as_str()) {
             return Err(StoreError::Conflict(format!("call {} exists", call.id)));
         }
-        g.calls.insert(call.id.clone(), call.clone());
+        g.calls.insert(call.id.clone(), Box::new(call.clone()));
         Ok(())
     }
 
     async fn call(&self, account: &AccountId, id: &CallId) -> StoreResult<CallRecord> {
         let g = self.lock();
-        owned(&g.calls, id.as_str(), account, |c| &c.account, "call").cloned()
+        owned(&g.calls, id.as_str(), account, |c| &c.account, "call").map(|c| (**c).clone())
     }
 
     async fn set_call_state(
@@ -503,7 +504,7 @@ impl CallStore for MemoryStore {
                 &c.account == account
                     && campaign.is_none_or(|id| c.campaign_id.as_ref() == Some(id))
             })
-            .cloned()
+            .map(|c| (**c).clone())
             .collect();
         v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         v.truncate(if limit == 0 { 100 } else { limit });
