@@ -42,7 +42,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
-use tokio::sync::{Barrier, oneshot};
+use tokio::sync::{Barrier, Notify, oneshot};
 
 use crate::{Config, Outcome, Side, note, server};
 
@@ -269,8 +269,30 @@ pub fn inbound_http(cfg: &Config) -> Outcome {
     Outcome::Ratios(ratios)
 }
 
+/// Requests the `delivery_loopback` receiver has answered, and a signal when their number
+/// reaches `target`.
+#[derive(Default)]
+struct Hits {
+    count: AtomicU64,
+    target: AtomicU64,
+    reached: Notify,
+}
+
+impl Hits {
+    fn load(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn hit(&self) {
+        let n = self.count.fetch_add(1, Ordering::AcqRel) + 1;
+        if n == self.target.load(Ordering::Acquire) {
+            self.reached.notify_one();
+        }
+    }
+}
+
 /// The `delivery_loopback` receiver: 200 and a tiny body for every path; counts hits.
-async fn receiver(hits: Arc<AtomicU64>) -> (SocketAddr, oneshot::Sender<()>) {
+async fn receiver(hits: Arc<Hits>) -> (SocketAddr, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, mut stopped) = oneshot::channel::<()>();
@@ -290,7 +312,7 @@ async fn receiver(hits: Arc<AtomicU64>) -> (SocketAddr, oneshot::Sender<()>) {
                     let hits = hits.clone();
                     async move {
                         let _ = req.into_body().collect().await;
-                        hits.fetch_add(1, Ordering::Relaxed);
+                        hits.hit();
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
                     }
                 });
@@ -352,7 +374,7 @@ fn plan(addr: SocketAddr, n: usize) -> Plan {
 
 /// Subject: registers the plan's endpoints on a fresh memory store, enqueues its
 /// deliveries, runs the worker until the queue is empty. Returns deliveries per second.
-async fn drain_with_engine(plan: &Plan) -> f64 {
+async fn drain_with_engine(plan: &Plan, hits: &Hits) -> f64 {
     let store = Arc::new(MemoryStore::new());
     let registry = Arc::new(Registry::new(
         store.clone(),
@@ -418,12 +440,20 @@ async fn drain_with_engine(plan: &Plan) -> f64 {
         .expect("engine"),
     );
     let (stop, stopped) = oneshot::channel::<()>();
+    // Wait for the receiver to have seen every delivery (without polling the store, which
+    // would take CPU and the store's lock from the engine while it runs), then for the
+    // store to say nothing is pending or leased any more.
+    hits.target.store(
+        hits.load() + plan.deliveries.len() as u64,
+        Ordering::Release,
+    );
+    let reached = hits.reached.notified();
     let start = Instant::now();
     let worker = tokio::spawn(engine.run(Waker::new(), async move {
         let _ = stopped.await;
     }));
-    // Drained when nothing is pending or leased any more.
     let give_up = start + Duration::from_secs(120);
+    let _ = tokio::time::timeout(Duration::from_secs(120), reached).await;
     while store.next_due().await.expect("next due").is_some() && Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -507,7 +537,7 @@ pub fn delivery_loopback(cfg: &Config) -> Outcome {
     let mut ratios = Vec::new();
     let (mut base_rates, mut subj_rates) = (Vec::new(), Vec::new());
     rt.block_on(async {
-        let hits = Arc::new(AtomicU64::new(0));
+        let hits = Arc::new(Hits::default());
         let (addr, stop) = receiver(hits.clone()).await;
         // One unmeasured pair first, to warm up.
         for pair in 0..=cfg.http_pairs {
@@ -518,7 +548,7 @@ pub fn delivery_loopback(cfg: &Config) -> Outcome {
                 1.0
             };
             let s = if cfg.runs(Side::Subject) {
-                drain_with_engine(&plan).await
+                drain_with_engine(&plan, &hits).await
             } else {
                 1.0
             };
@@ -535,7 +565,7 @@ pub fn delivery_loopback(cfg: &Config) -> Outcome {
             cfg.deliveries,
             median(&mut base_rates),
             median(&mut subj_rates),
-            hits.load(Ordering::Relaxed)
+            hits.load()
         );
     });
     Outcome::Ratios(ratios)

@@ -213,6 +213,16 @@ struct CacheEntry {
     success_written: Option<DateTime<Utc>>,
 }
 
+/// An endpoint's health bookkeeping as the cache had it when the endpoint was taken from
+/// it (one lock per attempt instead of two).
+#[derive(Debug, Clone, Copy)]
+struct Health {
+    /// The endpoint's failing state as last written.
+    failing: bool,
+    /// When a success was last written.
+    success_written: Option<DateTime<Utc>>,
+}
+
 /// Entries kept at most; past this the cache starts over.
 const CACHE_MAX: usize = 10_000;
 
@@ -230,34 +240,47 @@ impl EndpointCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, id: &WebhookId) -> Option<Arc<UnsealedEndpoint>> {
+    fn get(&self, id: &WebhookId) -> Option<(Arc<UnsealedEndpoint>, Health)> {
         if self.ttl.is_zero() {
             return None;
         }
         let g = self.lock();
         g.get(id)
             .filter(|e| e.fetched.elapsed() < self.ttl)
-            .map(|e| e.endpoint.clone())
+            .map(|e| {
+                let health = Health {
+                    failing: e.failing,
+                    success_written: e.success_written,
+                };
+                (e.endpoint.clone(), health)
+            })
     }
 
-    fn put(&self, id: WebhookId, endpoint: Arc<UnsealedEndpoint>) {
+    fn put(&self, id: WebhookId, endpoint: Arc<UnsealedEndpoint>) -> Health {
+        let failing = endpoint.endpoint.failing_since.is_some();
         let mut g = self.lock();
         if g.len() >= CACHE_MAX {
             g.clear();
         }
         let previous = g.remove(&id);
-        let failing = endpoint.endpoint.failing_since.is_some();
-        g.insert(
-            id,
-            CacheEntry {
-                fetched: Instant::now(),
-                failing,
-                success_written: previous
-                    .and_then(|p| p.success_written)
-                    .or(endpoint.endpoint.last_success_at),
-                endpoint,
-            },
-        );
+        let health = Health {
+            failing,
+            success_written: previous
+                .and_then(|p| p.success_written)
+                .or(endpoint.endpoint.last_success_at),
+        };
+        if !self.ttl.is_zero() {
+            g.insert(
+                id,
+                CacheEntry {
+                    fetched: Instant::now(),
+                    failing,
+                    success_written: health.success_written,
+                    endpoint,
+                },
+            );
+        }
+        health
     }
 
     fn forget(&self, id: &WebhookId) {
@@ -266,16 +289,12 @@ impl EndpointCache {
 
     /// Whether a success must be written now: the endpoint was failing, or no success was
     /// written within the TTL.
-    fn needs_success_write(&self, e: &UnsealedEndpoint, now: DateTime<Utc>) -> bool {
-        let g = self.lock();
-        match g.get(&e.endpoint.id) {
-            None => true,
-            Some(c) => {
-                c.failing
-                    || c.success_written
-                        .is_none_or(|t| (now - t).to_std().unwrap_or_default() >= self.ttl)
-            }
-        }
+    fn needs_success_write(&self, health: &Health, now: DateTime<Utc>) -> bool {
+        self.ttl.is_zero()
+            || health.failing
+            || health
+                .success_written
+                .is_none_or(|t| (now - t).to_std().unwrap_or_default() >= self.ttl)
     }
 
     /// Remembers what was written.
@@ -398,7 +417,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         &self,
         account: &AccountId,
         id: &WebhookId,
-    ) -> Result<Result<Arc<UnsealedEndpoint>, LeaseOutcome>, DeliveryError> {
+    ) -> Result<Result<(Arc<UnsealedEndpoint>, Health), LeaseOutcome>, DeliveryError> {
         if let Some(hit) = self.cache.get(id) {
             return Ok(Ok(hit));
         }
@@ -421,8 +440,8 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             }));
         }
         let unsealed = Arc::new(self.registry.unseal_endpoint(endpoint)?);
-        self.cache.put(id.clone(), unsealed.clone());
-        Ok(Ok(unsealed))
+        let health = self.cache.put(id.clone(), unsealed.clone());
+        Ok(Ok((unsealed, health)))
     }
 
     pub(crate) async fn attempt_leased(
@@ -432,7 +451,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         let now = self.now();
         let d = &lease.delivery;
         let attempt = d.attempts + 1;
-        let unsealed = match self.endpoint_for(&d.account, &d.endpoint_id).await {
+        let (unsealed, health) = match self.endpoint_for(&d.account, &d.endpoint_id).await {
             Ok(Ok(u)) => u,
             Ok(Err(outcome)) => return self.finish(lease, attempt, None, outcome, now).await,
             Err(DeliveryError::Registry(e)) => {
@@ -481,7 +500,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 
         let mut note = None;
         let outcome = if success {
-            if self.cache.needs_success_write(&unsealed, now) {
+            if self.cache.needs_success_write(&health, now) {
                 let e = self
                     .store()
                     .record_health(&d.account, &d.endpoint_id, true, now)

@@ -156,7 +156,7 @@ pub struct HyperClient {
 }
 
 struct Inner {
-    client: Client<HttpsConnector<GuardedConnector>, Full<Bytes>>,
+    client: Client<SharedConnector, Full<Bytes>>,
     user_agent: HeaderValue,
     total_timeout: Duration,
     max_body: usize,
@@ -211,7 +211,7 @@ impl HyperClient {
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.pool_idle_per_host)
-            .build(https);
+            .build(SharedConnector(Arc::new(https)));
 
         Ok(HyperClient {
             inner: Arc::new(Inner {
@@ -531,6 +531,35 @@ impl Service<Uri> for GuardedConnector {
         }
         let connecting = self.http.call(dst);
         Box::pin(async move { connecting.await.map_err(|e| TcpPhaseError(Box::new(e))) })
+    }
+}
+
+/// The connector behind one `Arc`. The pooled client clones its connector for every
+/// request and uses the clone only when it must open a connection; a bare
+/// `HttpsConnector` clone touches three shared reference counts, this one (measured with
+/// the `delivery_loopback` figure: the clones and drops showed in the profile).
+#[derive(Clone)]
+struct SharedConnector(Arc<HttpsConnector<GuardedConnector>>);
+
+type HttpsResponse = <HttpsConnector<GuardedConnector> as Service<Uri>>::Response;
+type HttpsError = <HttpsConnector<GuardedConnector> as Service<Uri>>::Error;
+
+impl Service<Uri> for SharedConnector {
+    type Response = HttpsResponse;
+    type Error = HttpsError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpsResponse, HttpsError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The connector that connects is a fresh clone, made ready in `call`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let mut connector = (*self.0).clone();
+        Box::pin(async move {
+            std::future::poll_fn(|cx| connector.poll_ready(cx)).await?;
+            connector.call(dst).await
+        })
     }
 }
 

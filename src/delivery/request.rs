@@ -6,6 +6,11 @@ use http::{HeaderName, HeaderValue, Method, Request, header};
 use crate::model::HttpMethod;
 use crate::signing::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, SigningSecret};
 
+// The signing headers as ready names (a `&str` name is parsed again on every insert).
+const WEBHOOK_ID: HeaderName = HeaderName::from_static(HEADER_ID);
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(HEADER_TIMESTAMP);
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(HEADER_SIGNATURE);
+
 /// Why a request could not be built. Retrying does not help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -74,19 +79,19 @@ pub fn build_request(out: &Outgoing<'_>) -> Result<Request<Bytes>, BuildError> {
             (Method::GET, s, Bytes::new())
         }
     };
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(body)
-        .map_err(|e| BuildError::Url(e.to_string()))?;
+    let uri = http::Uri::try_from(uri).map_err(|e| BuildError::Url(e.to_string()))?;
+    let mut req = Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
     let h = req.headers_mut();
+    h.reserve(5 + out.headers.len());
     h.insert(
-        HEADER_ID,
+        WEBHOOK_ID,
         HeaderValue::from_str(out.message_id).map_err(|_| BuildError::MessageId)?,
     );
-    h.insert(HEADER_TIMESTAMP, HeaderValue::from(out.timestamp));
+    h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(out.timestamp));
     if let Ok(v) = HeaderValue::from_str(&signature) {
-        h.insert(HEADER_SIGNATURE, v);
+        h.insert(WEBHOOK_SIGNATURE, v);
     }
     h.insert(
         header::CONTENT_TYPE,

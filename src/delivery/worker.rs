@@ -97,12 +97,16 @@ impl Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The next lease for slot `slot`, or `None` once the worker is stopping.
-    async fn take(&self, slot: usize) -> Option<Arc<Lease>> {
+    /// Records what slot `slot` did with its last lease (if any), then takes its next
+    /// lease, under one lock; `None` once the worker is stopping.
+    async fn next(&self, slot: usize, mut finished: Option<Finished>) -> Option<Arc<Lease>> {
         loop {
             let notified = self.work.notified();
             {
                 let mut st = self.lock();
+                if let Some((lease, result)) = finished.take() {
+                    st.settle(slot, &lease, result);
+                }
                 if let Some(lease) = st.queue.pop_front() {
                     if let Some(cell) = st.running.get_mut(slot) {
                         *cell = Some(lease.clone());
@@ -121,23 +125,28 @@ impl Pool {
             notified.await;
         }
     }
+}
 
-    /// Slot `slot` is done with `lease`: attempted (`Some(result)`) or given back.
-    fn done(&self, slot: usize, lease: &Lease, result: Option<Result<bool, DeliveryError>>) {
-        let mut st = self.lock();
-        if let Some(cell) = st.running.get_mut(slot) {
+/// A slot's last lease and what came of it: `Some(result)` if attempted, `None` if given
+/// back unattempted.
+type Finished = (Arc<Lease>, Option<Result<bool, DeliveryError>>);
+
+impl PoolState {
+    /// Slot `slot` is done with `lease`.
+    fn settle(&mut self, slot: usize, lease: &Lease, result: Option<Result<bool, DeliveryError>>) {
+        if let Some(cell) = self.running.get_mut(slot) {
             *cell = None;
         }
-        st.endpoint_done(&lease.delivery.endpoint_id);
+        self.endpoint_done(&lease.delivery.endpoint_id);
         match result {
             None => {}
             Some(Ok(success)) => {
-                st.stats.attempts += 1;
+                self.stats.attempts += 1;
                 if success {
-                    st.stats.delivered += 1;
+                    self.stats.delivered += 1;
                 }
             }
-            Some(Err(_)) => st.stats.errors += 1,
+            Some(Err(_)) => self.stats.errors += 1,
         }
     }
 }
@@ -148,18 +157,19 @@ async fn slot<S: Store + ?Sized + 'static>(
     pool: Arc<Pool>,
     index: usize,
 ) {
-    while let Some(lease) = pool.take(index).await {
+    let timeout = chrono::Duration::from_std(engine.config.request_timeout).unwrap_or_default();
+    let mut finished = None;
+    while let Some(lease) = pool.next(index, finished.take()).await {
         // A lease that waited in the queue must still outlast the request; otherwise put it
         // back rather than risk another worker sending it at the same time.
         let now = engine.registry.clock().now();
-        let timeout = chrono::Duration::from_std(engine.config.request_timeout).unwrap_or_default();
         if lease.lease_until <= now + timeout {
             let _ = engine.registry.store().release(&lease, now).await;
-            pool.done(index, &lease, None);
+            finished = Some((lease, None));
             continue;
         }
         let result = engine.attempt_leased(&lease).await.map(|r| r.success);
-        pool.done(index, &lease, Some(result));
+        finished = Some((lease, Some(result)));
     }
 }
 

@@ -192,6 +192,12 @@ impl Deliveries {
         self.by_id.get(id).copied()
     }
 
+    /// The row a lease token names, if it holds delivery `id`.
+    fn leased_row(&self, id: &str, token: u64) -> Option<Row> {
+        let row = Row::try_from(token >> 32).ok()?;
+        self.rec(row).filter(|r| r.id.as_str() == id).map(|_| row)
+    }
+
     fn rec(&self, row: Row) -> Option<&Rec> {
         self.rows.get(row as usize)
     }
@@ -229,8 +235,10 @@ impl Deliveries {
                 break;
             }
             self.due.pop_first();
-            self.next_token += 1;
-            let token = self.next_token;
+            self.next_token = self.next_token.wrapping_add(1);
+            // The row in the high half, so that finishing needs no lookup by id; the low
+            // half tells this lease of the row from earlier ones.
+            let token = (u64::from(row) << 32) | (self.next_token & 0xffff_ffff);
             if let Some(rec) = self.rows.get_mut(row as usize) {
                 rec.lease = Some((token, until));
                 self.due.insert((until, row));
@@ -249,7 +257,7 @@ impl Deliveries {
         outcome: LeaseOutcome,
         now: DateTime<Utc>,
     ) -> bool {
-        let Some(row) = self.row(id) else {
+        let Some(row) = self.leased_row(id, token) else {
             return false;
         };
         let Some(rec) = self.rec_mut(row) else {
@@ -290,7 +298,7 @@ impl Deliveries {
 
     /// Gives a lease back: due again at `due_at`, no attempt counted.
     pub fn release(&mut self, id: &str, token: u64, due_at: DateTime<Utc>) {
-        let Some(row) = self.row(id) else {
+        let Some(row) = self.leased_row(id, token) else {
             return;
         };
         let Some(rec) = self.rec_mut(row) else {

@@ -685,10 +685,18 @@ impl QueueStore for MemoryStore {
 impl LogStore for MemoryStore {
     async fn append_attempt(&self, attempt: &DeliveryAttempt) -> StoreResult<()> {
         let cap = self.retention.attempts_per_endpoint.max(1);
-        let mut g = self.lock();
-        let log = g.attempts.entry(attempt.endpoint_id.clone()).or_default();
-        insert_newest_first(log, attempt.clone(), |a| a.at);
-        log.truncate(cap);
+        // Copy before and free after holding the lock: the engine appends once per attempt.
+        let entry = attempt.clone();
+        let evicted = {
+            let mut g = self.lock();
+            let log = match g.attempts.get_mut(attempt.endpoint_id.as_str()) {
+                Some(log) => log,
+                None => g.attempts.entry(attempt.endpoint_id.clone()).or_default(),
+            };
+            insert_newest_first(log, entry, |a| a.at);
+            (log.len() > cap).then(|| log.split_off(cap))
+        };
+        drop(evicted);
         Ok(())
     }
 
