@@ -2,6 +2,7 @@
 //! bits), so ids are unguessable and never contain `.`; slugs use lowercase base32.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,30 +46,56 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<(), RngError> {
     })
 }
 
-/// `len` random characters from `alphabet` (whose length is a power of two or 62), with
-/// rejection sampling so every character is uniform.
-fn random_string(alphabet: &[u8], len: usize) -> Result<String, RngError> {
-    let mut out = String::with_capacity(len);
+/// Fills `out` with random characters from `alphabet` (whose length is a power of two or
+/// 62), with rejection sampling so every character is uniform.
+fn fill_random(out: &mut [u8], alphabet: &[u8]) -> Result<(), RngError> {
+    // 62 * 4 = 248: accept bytes below 248 for base62; 32 divides 256 exactly.
+    let limit = 256 - (256 % alphabet.len());
+    let mut filled = 0;
     let mut buf = [0u8; 32];
-    while out.len() < len {
+    while filled < out.len() {
         random_bytes(&mut buf)?;
         for b in buf {
-            // 62 * 4 = 248: accept bytes below 248 for base62; 32 divides 256 exactly.
-            let limit = 256 - (256 % alphabet.len());
             if (b as usize) < limit {
-                out.push(char::from(alphabet[b as usize % alphabet.len()]));
-                if out.len() == len {
+                out[filled] = alphabet[b as usize % alphabet.len()];
+                filled += 1;
+                if filled == out.len() {
                     break;
                 }
             }
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// `len` random characters from `alphabet`.
+fn random_string(alphabet: &[u8], len: usize) -> Result<String, RngError> {
+    let mut out = vec![0u8; len];
+    fill_random(&mut out, alphabet)?;
+    String::from_utf8(out).map_err(|e| RngError(e.to_string()))
+}
+
+/// Random characters after a prefix: `prefix_` and 22 base62 characters (131 bits).
+const ID_RANDOM: usize = 22;
+
+/// Longest prefix of a generated id.
+const MAX_PREFIX: usize = 16;
+
+/// A generated id, made on the stack and allocated once.
+fn generated(prefix: &str) -> Result<Arc<str>, RngError> {
+    let mut buf = [0u8; MAX_PREFIX + 1 + ID_RANDOM];
+    let p = prefix.len().min(MAX_PREFIX);
+    buf[..p].copy_from_slice(&prefix.as_bytes()[..p]);
+    buf[p] = b'_';
+    let end = p + 1 + ID_RANDOM;
+    fill_random(&mut buf[p + 1..end], BASE62)?;
+    let text = std::str::from_utf8(&buf[..end]).map_err(|e| RngError(e.to_string()))?;
+    Ok(Arc::from(text))
 }
 
 /// `prefix_` and 22 base62 characters (131 bits).
 pub fn new_id(prefix: &str) -> Result<String, RngError> {
-    Ok(format!("{prefix}_{}", random_string(BASE62, 22)?))
+    generated(prefix).map(|id| id.to_string())
 }
 
 /// An inbound webhook slug: 26 lowercase base32 characters (130 bits). URL-safe, no `_`,
@@ -80,9 +107,10 @@ pub fn new_slug() -> Result<String, RngError> {
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Immutable and shared: a clone is a reference-count increment, not a copy.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// The prefix of generated ids.
@@ -90,12 +118,12 @@ macro_rules! id_type {
 
             /// A new random id.
             pub fn generate() -> Result<Self, RngError> {
-                new_id($prefix).map($name)
+                generated($prefix).map($name)
             }
 
             /// Wraps an existing id (from storage or a request path).
-            pub fn new(id: impl Into<String>) -> Self {
-                $name(id.into())
+            pub fn new(id: impl AsRef<str>) -> Self {
+                $name(Arc::from(id.as_ref()))
             }
 
             /// The id as text.
@@ -112,13 +140,13 @@ macro_rules! id_type {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                $name(s.to_owned())
+                $name(Arc::from(s))
             }
         }
 
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                $name(s)
+                $name(Arc::from(s))
             }
         }
 
@@ -131,6 +159,28 @@ macro_rules! id_type {
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("an id string")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$name, E> {
+                        Ok($name(Arc::from(v)))
+                    }
+                }
+                d.deserialize_str(V)
             }
         }
     };

@@ -244,7 +244,17 @@ pub fn inbound_http(cfg: &Config) -> Outcome {
                 })
                 .await;
                 let path = format!("/{}", world.slug);
-                load(subject.addr, &path, body.clone(), length).await
+                let rate = load(subject.addr, &path, body.clone(), length).await;
+                // Tear the world down before the next slice: the connections close and
+                // the last one drops the handler and its store, which must not happen while
+                // the baseline is being measured.
+                drop(subject);
+                let give_up = Instant::now() + Duration::from_secs(10);
+                while Arc::strong_count(&world.handler) > 1 && Instant::now() < give_up {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                drop(world);
+                rate
             } else {
                 (1.0, 0)
             };

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use crate::campaign::SettingsVersion;
 use crate::clock::{Clock, SystemClock};
 use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, MessageId, RngError};
 use crate::model::{
@@ -222,7 +223,13 @@ impl<S: Store + ?Sized> CallService<S> {
         };
         call.settings_version = campaign.settings_version;
         self.store.insert_call(&call).await?;
-        let settings = campaign.current_version();
+        // The version the call runs with, moved out of the campaign (no copy of the settings).
+        let settings = SettingsVersion {
+            campaign_id: campaign.id,
+            version: campaign.settings_version,
+            settings: campaign.settings,
+            created_at: campaign.updated_at,
+        };
         match self.launcher.launch(&call, &settings).await {
             Ok(()) => {
                 self.store

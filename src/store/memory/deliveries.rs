@@ -5,7 +5,8 @@
 //!   durable store); a `Vec` only makes resident what it holds.
 //! - Ids of one delivery (its own id, message id, call id) are stored inline, without an
 //!   allocation of their own, when they are at most [`INLINE`] bytes (generated ids are).
-//! - Account, endpoint and event type repeat across deliveries: one shared copy each.
+//! - Account, endpoint and event type repeat across deliveries: one shared copy each (ids
+//!   are reference-counted; event types are interned here).
 //! - The due index orders row numbers, not ids, by (due time, row): equal times come out
 //!   in the order they were enqueued.
 
@@ -80,8 +81,8 @@ type Row = u32;
 #[derive(Debug)]
 struct Rec {
     id: Text,
-    account: Arc<str>,
-    endpoint_id: Arc<str>,
+    account: AccountId,
+    endpoint_id: WebhookId,
     message_id: Text,
     event_type: Arc<str>,
     payload: Bytes,
@@ -108,8 +109,8 @@ impl Rec {
     fn delivery(&self) -> Delivery {
         Delivery {
             id: DeliveryId::new(self.id.as_str()),
-            account: AccountId::new(&*self.account),
-            endpoint_id: WebhookId::new(&*self.endpoint_id),
+            account: self.account.clone(),
+            endpoint_id: self.endpoint_id.clone(),
             message_id: MessageId::new(self.message_id.as_str()),
             event_type: self.event_type.to_string(),
             payload: self.payload.clone(),
@@ -131,7 +132,7 @@ pub(super) struct Deliveries {
     by_id: HashMap<Text, Row>,
     /// Pending deliveries by (due time, row).
     due: BTreeSet<(DateTime<Utc>, Row)>,
-    /// One copy of each account id, endpoint id and event type.
+    /// One copy of each event type.
     shared: HashSet<Arc<str>>,
     next_token: u64,
 }
@@ -166,8 +167,8 @@ impl Deliveries {
         })?;
         let rec = Rec {
             id: Text::new(d.id.as_str()),
-            account: self.share(d.account.as_str()),
-            endpoint_id: self.share(d.endpoint_id.as_str()),
+            account: d.account.clone(),
+            endpoint_id: d.endpoint_id.clone(),
             message_id: Text::new(d.message_id.as_str()),
             event_type: self.share(&d.event_type),
             payload: d.payload.clone(),
@@ -210,7 +211,7 @@ impl Deliveries {
     pub fn get(&self, account: &AccountId, id: &str) -> Option<Delivery> {
         self.row(id)
             .and_then(|r| self.rec(r))
-            .filter(|r| &*r.account == account.as_str())
+            .filter(|r| &r.account == account)
             .map(Rec::delivery)
     }
 
@@ -363,8 +364,8 @@ impl Deliveries {
 
     fn matching<'a>(&'a self, s: &'a Select<'a>) -> impl Iterator<Item = &'a Rec> + 'a {
         self.rows.iter().filter(move |r| {
-            &*r.account == s.account.as_str()
-                && s.endpoint.is_none_or(|e| &*r.endpoint_id == e.as_str())
+            &r.account == s.account
+                && s.endpoint.is_none_or(|e| &r.endpoint_id == e)
                 && s.state.is_none_or(|st| r.state == st)
                 && s.since.is_none_or(|t| r.created_at >= t)
         })

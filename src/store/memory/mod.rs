@@ -694,7 +694,13 @@ impl LogStore for MemoryStore {
                 None => g.attempts.entry(attempt.endpoint_id.clone()).or_default(),
             };
             insert_newest_first(log, entry, |a| a.at);
-            (log.len() > cap).then(|| log.split_off(cap))
+            let evicted = if log.len() > cap {
+                log.pop_back()
+            } else {
+                None
+            };
+            log.truncate(cap);
+            evicted
         };
         drop(evicted);
         Ok(())
@@ -723,10 +729,24 @@ impl LogStore for MemoryStore {
 
     async fn append_request(&self, entry: &RequestLogEntry) -> StoreResult<()> {
         let cap = self.retention.requests_per_account.max(1);
-        let mut g = self.lock();
-        let log = g.requests.entry(entry.account.clone()).or_default();
-        insert_newest_first(log, entry.clone(), |e| e.at);
-        log.truncate(cap);
+        // Copy before and free after holding the lock: one entry per inbound request.
+        let copy = entry.clone();
+        let evicted = {
+            let mut g = self.lock();
+            let log = match g.requests.get_mut(&entry.account) {
+                Some(log) => log,
+                None => g.requests.entry(entry.account.clone()).or_default(),
+            };
+            insert_newest_first(log, copy, |e| e.at);
+            let evicted = if log.len() > cap {
+                log.pop_back()
+            } else {
+                None
+            };
+            log.truncate(cap);
+            evicted
+        };
+        drop(evicted);
         Ok(())
     }
 
