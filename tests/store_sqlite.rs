@@ -342,7 +342,7 @@ async fn everything_survives_reopening() {
         (got.state, got.result, got.action_items),
         (
             CallState::Completed,
-            Some(result),
+            Some(Box::new(result)),
             vec!["Send pricing".to_string()]
         )
     );

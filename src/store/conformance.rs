@@ -1504,7 +1504,7 @@ pub async fn complete_call_is_atomic<S: Store + ?Sized>(store: &S) {
         .expect("complete_call");
     let mut done = k.clone();
     done.state = CallState::Completed;
-    done.result = Some(result.clone());
+    done.result = Some(Box::new(result.clone()));
     done.action_items = vec!["Email pricing".to_string()];
     done.updated_at = t0 + secs(100);
     assert_eq!(
@@ -1596,7 +1596,7 @@ pub async fn complete_call_is_atomic<S: Store + ?Sized>(store: &S) {
     let got = store.call(&a, &kq.id).await.expect("call");
     assert_eq!(
         (got.state, got.result),
-        (CallState::Completed, Some(result_q)),
+        (CallState::Completed, Some(Box::new(result_q))),
         "complete_call() of a queued call"
     );
 

@@ -167,7 +167,7 @@ pub struct CallRecord {
     /// Why it was cancelled.
     pub cancel_reason: Option<String>,
     /// The result once completed (status, summary, transcript, analysis, …).
-    pub result: Option<Call>,
+    pub result: Option<Box<Call>>,
     /// Action items extracted from the call (not part of the events' payload).
     pub action_items: Vec<String>,
     /// Creation time.

@@ -2,7 +2,7 @@
 //! persistence. One mutex guards everything; no lock is held across an `await`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,9 +34,10 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    campaigns: HashMap<CampaignId, Campaign>,
+    /// Shared records: a read copies the `Arc` under the lock and the record after it.
+    campaigns: HashMap<CampaignId, Arc<Campaign>>,
     versions: HashMap<(CampaignId, u32), SettingsVersion>,
-    inbound: HashMap<WebhookId, InboundWebhook>,
+    inbound: HashMap<WebhookId, Arc<InboundWebhook>>,
     slugs: HashMap<String, WebhookId>,
     endpoints: HashMap<WebhookId, Endpoint>,
     /// Boxed: a growing map moves pointers, not records, when it rehashes.
@@ -86,10 +87,10 @@ impl MemoryStore {
         };
         g.campaigns
             .values()
-            .for_each(|c| push(serde_json::to_string(c)));
+            .for_each(|c| push(serde_json::to_string(&**c)));
         g.inbound
             .values()
-            .for_each(|c| push(serde_json::to_string(c)));
+            .for_each(|c| push(serde_json::to_string(&**c)));
         g.endpoints
             .values()
             .for_each(|c| push(serde_json::to_string(c)));
@@ -180,6 +181,7 @@ impl Inner {
 #[async_trait]
 impl WebhookStore for MemoryStore {
     async fn insert_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        let record = Arc::new(campaign.clone());
         let mut g = self.lock();
         if g.campaigns.contains_key(campaign.id.as_str()) {
             return Err(StoreError::Conflict(format!(
@@ -189,23 +191,27 @@ impl WebhookStore for MemoryStore {
         }
         let v = campaign.current_version();
         g.versions.insert((campaign.id.clone(), v.version), v);
-        g.campaigns.insert(campaign.id.clone(), campaign.clone());
+        g.campaigns.insert(campaign.id.clone(), record);
         Ok(())
     }
 
     async fn campaign(&self, account: &AccountId, id: &CampaignId) -> StoreResult<Campaign> {
-        let g = self.lock();
-        owned(
-            &g.campaigns,
-            id.as_str(),
-            account,
-            |c| &c.account,
-            "campaign",
-        )
-        .cloned()
+        let shared = {
+            let g = self.lock();
+            owned(
+                &g.campaigns,
+                id.as_str(),
+                account,
+                |c| &c.account,
+                "campaign",
+            )
+            .cloned()
+        };
+        shared.map(|c| (*c).clone())
     }
 
     async fn update_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        let record = Arc::new(campaign.clone());
         let mut g = self.lock();
         owned(
             &g.campaigns,
@@ -218,7 +224,7 @@ impl WebhookStore for MemoryStore {
         g.versions
             .entry(key)
             .or_insert_with(|| campaign.current_version());
-        g.campaigns.insert(campaign.id.clone(), campaign.clone());
+        g.campaigns.insert(campaign.id.clone(), record);
         Ok(())
     }
 
@@ -228,7 +234,7 @@ impl WebhookStore for MemoryStore {
             .campaigns
             .values()
             .filter(|c| &c.account == account)
-            .cloned()
+            .map(|c| (**c).clone())
             .collect();
         v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(v)
@@ -257,6 +263,7 @@ impl WebhookStore for MemoryStore {
     }
 
     async fn insert_inbound(&self, webhook: &InboundWebhook) -> StoreResult<()> {
+        let record = Arc::new(webhook.clone());
         let mut g = self.lock();
         if g.slugs.contains_key(&webhook.slug) {
             return Err(StoreError::Conflict("slug is taken".into()));
@@ -268,31 +275,38 @@ impl WebhookStore for MemoryStore {
             )));
         }
         g.slugs.insert(webhook.slug.clone(), webhook.id.clone());
-        g.inbound.insert(webhook.id.clone(), webhook.clone());
+        g.inbound.insert(webhook.id.clone(), record);
         Ok(())
     }
 
     async fn inbound(&self, account: &AccountId, id: &WebhookId) -> StoreResult<InboundWebhook> {
-        let g = self.lock();
-        owned(
-            &g.inbound,
-            id.as_str(),
-            account,
-            |w| &w.account,
-            "inbound webhook",
-        )
-        .cloned()
+        let shared = {
+            let g = self.lock();
+            owned(
+                &g.inbound,
+                id.as_str(),
+                account,
+                |w| &w.account,
+                "inbound webhook",
+            )
+            .cloned()
+        };
+        shared.map(|w| (*w).clone())
     }
 
     async fn inbound_by_slug(&self, slug: &str) -> StoreResult<Option<InboundWebhook>> {
-        let g = self.lock();
-        Ok(g.slugs
-            .get(slug)
-            .and_then(|id| g.inbound.get(id.as_str()))
-            .cloned())
+        let shared = {
+            let g = self.lock();
+            g.slugs
+                .get(slug)
+                .and_then(|id| g.inbound.get(id.as_str()))
+                .cloned()
+        };
+        Ok(shared.map(|w| (*w).clone()))
     }
 
     async fn update_inbound(&self, webhook: &InboundWebhook) -> StoreResult<()> {
+        let record = Arc::new(webhook.clone());
         let mut g = self.lock();
         let old = owned(
             &g.inbound,
@@ -309,7 +323,7 @@ impl WebhookStore for MemoryStore {
             g.slugs.remove(&old.slug);
             g.slugs.insert(webhook.slug.clone(), webhook.id.clone());
         }
-        g.inbound.insert(webhook.id.clone(), webhook.clone());
+        g.inbound.insert(webhook.id.clone(), record);
         Ok(())
     }
 
@@ -325,8 +339,8 @@ impl WebhookStore for MemoryStore {
         .clone();
         g.slugs.remove(&old.slug);
         g.inbound.remove(id.as_str());
-        if let Some(resp) = old.response_endpoint {
-            g.remove_endpoint(account, &resp, "webhook deleted", Utc::now());
+        if let Some(resp) = &old.response_endpoint {
+            g.remove_endpoint(account, resp, "webhook deleted", Utc::now());
         }
         Ok(())
     }
@@ -337,7 +351,7 @@ impl WebhookStore for MemoryStore {
             .inbound
             .values()
             .filter(|w| &w.account == account)
-            .cloned()
+            .map(|w| (**w).clone())
             .collect();
         v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(v)
@@ -457,12 +471,17 @@ impl WebhookStore for MemoryStore {
 #[async_trait]
 impl CallStore for MemoryStore {
     async fn insert_call(&self, call: &CallRecord) -> StoreResult<()> {
+        let record = Box::new(call.clone());
         let mut g = self.lock();
-        if g.calls.contains_key(call.id.as_str()) {
-            return Err(StoreError::Conflict(format!("call {} exists", call.id)));
+        match g.calls.entry(call.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                Err(StoreError::Conflict(format!("call {} exists", call.id)))
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(record);
+                Ok(())
+            }
         }
-        g.calls.insert(call.id.clone(), Box::new(call.clone()));
-        Ok(())
     }
 
     async fn call(&self, account: &AccountId, id: &CallId) -> StoreResult<CallRecord> {
@@ -538,7 +557,7 @@ impl CallStore for MemoryStore {
             return Err(StoreError::not_found("call", id));
         };
         call.state = CallState::Completed;
-        call.result = Some(result.clone());
+        call.result = Some(Box::new(result.clone()));
         call.action_items = action_items.to_vec();
         call.updated_at = now;
         for d in deliveries {
