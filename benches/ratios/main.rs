@@ -15,6 +15,9 @@
 //! - `cargo bench --bench ratios -- inbound_parse unseal`: only the figures whose name
 //!   contains one of the words.
 //!
+//! - `--features postgres` and a database in `DATABASE_URL`: the `postgres_*` figures
+//!   (skipped, saying why, without either).
+//!
 //! - `RATIOS_PROFILE=subject` (or `baseline`): run only that side of each figure, for a
 //!   profiler (`perf record`, `valgrind --tool=callgrind`); the ratios are then meaningless.
 //!
@@ -23,6 +26,8 @@
 
 mod micro;
 mod net;
+#[cfg(feature = "postgres")]
+mod postgres_queue;
 mod queue;
 mod resident;
 #[path = "../../examples/support/http.rs"]
@@ -30,6 +35,28 @@ mod server;
 mod sqlite_queue;
 
 use std::time::Duration;
+
+/// The PostgreSQL figures without `--features postgres`: skipped, saying so.
+#[cfg(not(feature = "postgres"))]
+mod postgres_queue {
+    use crate::{Config, Outcome};
+
+    fn off() -> Outcome {
+        Outcome::Skipped("needs --features postgres and a database in DATABASE_URL".into())
+    }
+
+    pub fn postgres_queue(_: &Config) -> Outcome {
+        off()
+    }
+
+    pub fn postgres_claim_batch(_: &Config) -> Outcome {
+        off()
+    }
+
+    pub fn postgres_churn(_: &Config) -> Outcome {
+        off()
+    }
+}
 
 /// How much measuring a run does.
 #[derive(Debug, Clone)]
@@ -50,6 +77,8 @@ pub struct Config {
     pub memory_deliveries: usize,
     /// Runs of the `memory` figure (each in a fresh process).
     pub memory_runs: usize,
+    /// Completed deliveries of history behind `postgres_churn`.
+    pub churn: u64,
     /// `Some(side)`: only that side runs (`RATIOS_PROFILE`), for profiling.
     pub only: Option<Side>,
 }
@@ -81,6 +110,7 @@ impl Config {
             deliveries: 16_384,
             memory_deliveries: 100_000,
             memory_runs: 3,
+            churn: 1_000_000,
             only: None,
         }
     }
@@ -95,6 +125,7 @@ impl Config {
             deliveries: 4096,
             memory_deliveries: 100_000,
             memory_runs: 1,
+            churn: 100_000,
             only: None,
         }
     }
@@ -109,6 +140,7 @@ impl Config {
             deliveries: 128,
             memory_deliveries: 2_000,
             memory_runs: 1,
+            churn: 5_000,
             only: None,
         }
     }
@@ -204,10 +236,28 @@ fn figures() -> Vec<Figure> {
             run: sqlite_queue::sqlite_queue,
         },
         Figure {
+            name: "sqlite_claim_batch",
+            target: Some((Op::AtLeast, 3.0)),
+            about: "SqliteStore: 64 single-row leases vs one lease of 64 (time / time)",
+            run: sqlite_queue::sqlite_claim_batch,
+        },
+        Figure {
             name: "postgres_queue",
-            target: None,
-            about: "the Postgres backend's queue cycle vs the memory store's (not built yet)",
-            run: queue::postgres_queue,
+            target: Some((Op::AtLeast, 0.7)),
+            about: "PostgresStore enqueue + lease + finish vs bare tokio-postgres running the same SQL (rows/s; --features postgres, DATABASE_URL)",
+            run: postgres_queue::postgres_queue,
+        },
+        Figure {
+            name: "postgres_claim_batch",
+            target: Some((Op::AtLeast, 3.0)),
+            about: "PostgresStore: 64 single-row leases vs one lease of 64 (time / time)",
+            run: postgres_queue::postgres_claim_batch,
+        },
+        Figure {
+            name: "postgres_churn",
+            target: Some((Op::AtLeast, 0.7)),
+            about: "PostgresStore claim + finish after 1 M completed deliveries vs on a fresh schema (rows/s)",
+            run: postgres_queue::postgres_churn,
         },
     ]
 }

@@ -1,49 +1,22 @@
 //! `sqlite_queue`: the SQLite store's queue cycle (enqueue a batch, lease it, finish every
 //! lease) against bare rusqlite running the same SQL on the same schema, pragmas and batch
-//! size; and the batched claim against single-row claims.
+//! size. `sqlite_claim_batch`: the store's batched claim against single-row claims.
 
-use std::time::{Duration, Instant};
-
-use atllas_webhooks::ids::{AccountId, DeliveryId, MessageId, WebhookId};
+use atllas_webhooks::ids::MessageId;
+use atllas_webhooks::store::Delivery;
 use atllas_webhooks::store::sqlite::SqliteStore;
-use atllas_webhooks::store::{Delivery, DeliveryState, LeaseOutcome, QueueStore};
-use bytes::Bytes;
 use chrono::Utc;
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use crate::{Config, Outcome, note};
-
-const BATCH: usize = 64;
-
-fn deliveries(payload: &Bytes) -> Vec<Delivery> {
-    let account = AccountId::new("acct_bench");
-    let endpoint = WebhookId::new("webhook_bench");
-    let now = Utc::now() - chrono::Duration::seconds(1);
-    (0..BATCH)
-        .map(|_| Delivery {
-            id: DeliveryId::generate().expect("id"),
-            account: account.clone(),
-            endpoint_id: endpoint.clone(),
-            message_id: MessageId::generate().expect("id"),
-            event_type: "call.finished".into(),
-            payload: payload.clone(),
-            call_id: None,
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-        })
-        .collect()
-}
+use crate::queue::{self, BATCH};
+use crate::{Config, Outcome};
 
 fn us(t: chrono::DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
 /// The same statements the store runs, straight on a connection.
-fn bare_cycle(conn: &mut Connection, batch: &[Delivery]) -> rusqlite::Result<()> {
+fn bare_cycle(conn: &mut Connection, batch: &[Delivery]) -> rusqlite::Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut st = tx.prepare_cached(
@@ -119,21 +92,7 @@ fn bare_cycle(conn: &mut Connection, batch: &[Delivery]) -> rusqlite::Result<()>
         .execute(params![id, token, us(Utc::now())])?;
         token += 1;
     }
-    Ok(())
-}
-
-async fn store_cycle(store: &SqliteStore, batch: &[Delivery]) {
-    store.enqueue(batch).await.expect("enqueue");
-    let leases = store
-        .lease(Utc::now(), BATCH, Duration::from_secs(60))
-        .await
-        .expect("lease");
-    for l in &leases {
-        store
-            .finish(l, LeaseOutcome::Succeeded, Utc::now())
-            .await
-            .expect("finish");
-    }
+    Ok(leased.len())
 }
 
 fn temp_db(tag: &str) -> std::path::PathBuf {
@@ -149,82 +108,62 @@ fn remove(path: &std::path::Path) {
     }
 }
 
-/// Store rows/s over bare rows/s for the enqueue + lease + complete cycle.
-pub fn sqlite_queue(cfg: &Config) -> Outcome {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("runtime");
-    let payload =
-        Bytes::from(serde_json::to_vec(&atllas_webhooks::fixtures::call_finished()).expect("json"));
-    let length = cfg.slice * 2;
+        .expect("a tokio runtime")
+}
+
+/// Store rows/s over bare rows/s for the enqueue + lease + complete cycle.
+pub fn sqlite_queue(cfg: &Config) -> Outcome {
+    let rt = runtime();
+    let payload = queue::payload();
     let store_path = temp_db("store");
     let bare_path = temp_db("bare");
-    let store = SqliteStore::open(&store_path).expect("open");
+    let store = SqliteStore::open(&store_path).expect("opening the store's database");
     // The bare side: the store's schema and pragmas, then plain rusqlite on it.
-    drop(SqliteStore::open(&bare_path).expect("schema"));
-    let mut bare = Connection::open(&bare_path).expect("open bare");
+    drop(SqliteStore::open(&bare_path).expect("creating the baseline's schema"));
+    let mut bare = Connection::open(&bare_path).expect("opening the baseline's database");
     bare.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
     )
-    .expect("pragmas");
-    let mut ratios = Vec::new();
-    rt.block_on(async {
-        for pair in 0..=cfg.pairs {
-            let start = Instant::now();
-            let mut n = 0u64;
-            while start.elapsed() < length {
-                let batch = deliveries(&payload);
-                bare_cycle(&mut bare, &batch).expect("bare cycle");
-                n += 1;
-            }
-            let base = n as f64 / start.elapsed().as_secs_f64();
-            let start = Instant::now();
-            let mut n = 0u64;
-            while start.elapsed() < length {
-                let batch = deliveries(&payload);
-                store_cycle(&store, &batch).await;
-                n += 1;
-            }
-            let subject = n as f64 / start.elapsed().as_secs_f64();
-            if pair == 0 {
-                note!("sqlite_queue: warm-up bare {:.0} rows/s, store {:.0} rows/s", base * BATCH as f64, subject * BATCH as f64);
-            } else {
-                ratios.push(subject / base);
-            }
-        }
-        // Batched claim vs single-row claims, on the store.
-        let mut claim = Vec::new();
-        for _ in 0..cfg.pairs.clamp(3, 10) {
-            store.enqueue(&deliveries(&payload)).await.expect("enqueue");
-            let t = Instant::now();
-            let leases = store.lease(Utc::now(), BATCH, Duration::from_secs(60)).await.expect("lease");
-            let batched = t.elapsed();
-            for l in &leases {
-                store.finish(l, LeaseOutcome::Succeeded, Utc::now()).await.expect("finish");
-            }
-            store.enqueue(&deliveries(&payload)).await.expect("enqueue");
-            let t = Instant::now();
-            let mut singles = Vec::new();
-            for _ in 0..BATCH {
-                singles.extend(store.lease(Utc::now(), 1, Duration::from_secs(60)).await.expect("lease"));
-            }
-            let single = t.elapsed();
-            for l in &singles {
-                store.finish(l, LeaseOutcome::Succeeded, Utc::now()).await.expect("finish");
-            }
-            claim.push(single.as_secs_f64() / batched.as_secs_f64().max(1e-9));
-        }
-        claim.sort_by(f64::total_cmp);
-        note!(
-            "sqlite_queue: a batched claim of {BATCH} is {:.1}x {BATCH} single-row claims (median of {}; target >= 3)",
-            claim[claim.len() / 2],
-            claim.len()
-        );
-    });
+    .expect("the store's pragmas");
+    let ratios = rt.block_on(queue::paired_rates(
+        "sqlite_queue",
+        cfg,
+        cfg.slice * 2,
+        async || {
+            let batch = queue::batch(&payload);
+            queue::timed(async { bare_cycle(&mut bare, &batch).expect("the baseline's cycle") })
+                .await
+        },
+        async || {
+            let batch = queue::batch(&payload);
+            queue::timed(queue::store_cycle(&store, &batch)).await
+        },
+    ));
     drop(store);
     drop(bare);
     remove(&store_path);
     remove(&bare_path);
+    Outcome::Ratios(ratios)
+}
+
+/// The time of `BATCH` single-row leases over that of one lease of `BATCH` rows, on the
+/// store.
+pub fn sqlite_claim_batch(cfg: &Config) -> Outcome {
+    let rt = runtime();
+    let payload = queue::payload();
+    let path = temp_db("claim");
+    let store = SqliteStore::open(&path).expect("opening the store's database");
+    let ratios = rt.block_on(queue::claim_batch(
+        "sqlite_claim_batch",
+        &store,
+        cfg,
+        &payload,
+    ));
+    drop(store);
+    remove(&path);
     Outcome::Ratios(ratios)
 }
