@@ -307,8 +307,8 @@ async fn everything_survives_reopening() {
             .enqueue(std::slice::from_ref(&d3))
             .await
             .expect("enqueue");
-        store.append_attempt(&at).await.expect("append_attempt");
-        store.append_request(&req).await.expect("append_request");
+        store.append_attempt(at.clone()).await.expect("append_attempt");
+        store.append_request(req.clone()).await.expect("append_request");
         assert_eq!(
             store
                 .claim_idempotent(&a, &hook.id, "k", t, t + secs(86_400))
@@ -609,12 +609,12 @@ async fn retention_bounds_the_logs() {
     // Out of time order: retention goes by time, not by when appended.
     for s in [5, 1, 9, 3, 7, 2] {
         store
-            .append_attempt(&attempt(&a, &e1, t + secs(s)))
+            .append_attempt(attempt(&a, &e1, t + secs(s)))
             .await
             .expect("append_attempt");
     }
     store
-        .append_attempt(&attempt(&a, &e2, t))
+        .append_attempt(attempt(&a, &e2, t))
         .await
         .expect("append_attempt");
     let kept: Vec<DateTime<Utc>> = store
@@ -637,11 +637,11 @@ async fn retention_bounds_the_logs() {
 
     for s in [1, 4, 2, 3] {
         store
-            .append_request(&request(Some(&a), t + secs(s)))
+            .append_request(request(Some(&a), t + secs(s)))
             .await
             .expect("append_request");
         store
-            .append_request(&request(Some(&b), t + secs(s)))
+            .append_request(request(Some(&b), t + secs(s)))
             .await
             .expect("append_request");
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::DeliveryError;
 use super::client::{HttpClient, HttpResponse, TransportError, TransportErrorKind};
-use super::request::{BuildError, Outgoing, build_request};
+use super::request::{BuildError, Outgoing, build_request_to};
 use super::retry::{RetrySchedule, retry_after};
 use crate::destination::check_url;
 use crate::fixtures::test_button_payload;
@@ -207,6 +207,8 @@ struct EndpointCache {
 struct CacheEntry {
     fetched: Instant,
     endpoint: Arc<UnsealedEndpoint>,
+    /// The URL parsed once (POST endpoints; a GET URL changes with every payload).
+    uri: Option<http::Uri>,
     /// The endpoint's failing state as last written.
     failing: bool,
     /// When a success was last written.
@@ -215,8 +217,10 @@ struct CacheEntry {
 
 /// An endpoint's health bookkeeping as the cache had it when the endpoint was taken from
 /// it (one lock per attempt instead of two).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Health {
+    /// The endpoint's URL, parsed (see [`CacheEntry::uri`]).
+    uri: Option<http::Uri>,
     /// The endpoint's failing state as last written.
     failing: bool,
     /// When a success was last written.
@@ -249,6 +253,7 @@ impl EndpointCache {
             .filter(|e| e.fetched.elapsed() < self.ttl)
             .map(|e| {
                 let health = Health {
+                    uri: e.uri.clone(),
                     failing: e.failing,
                     success_written: e.success_written,
                 };
@@ -258,12 +263,16 @@ impl EndpointCache {
 
     fn put(&self, id: WebhookId, endpoint: Arc<UnsealedEndpoint>) -> Health {
         let failing = endpoint.endpoint.failing_since.is_some();
+        let uri = (endpoint.endpoint.method == HttpMethod::Post)
+            .then(|| http::Uri::try_from(endpoint.endpoint.url.as_str()).ok())
+            .flatten();
         let mut g = self.lock();
         if g.len() >= CACHE_MAX {
             g.clear();
         }
         let previous = g.remove(&id);
         let health = Health {
+            uri: uri.clone(),
             failing,
             success_written: previous
                 .and_then(|p| p.success_written)
@@ -274,6 +283,7 @@ impl EndpointCache {
                 id,
                 CacheEntry {
                     fetched: Instant::now(),
+                    uri,
                     failing,
                     success_written: health.success_written,
                     endpoint,
@@ -468,7 +478,13 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             }
             Err(e) => return Err(e),
         };
-        let request = match self.request_for(&unsealed, d.message_id.as_str(), &d.payload, now) {
+        let request = match self.request_for(
+            &unsealed,
+            health.uri.as_ref(),
+            d.message_id.as_str(),
+            &d.payload,
+            now,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 let error = e.to_string();
@@ -626,11 +642,12 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
     fn request_for(
         &self,
         e: &UnsealedEndpoint,
+        uri: Option<&http::Uri>,
         message_id: &str,
         payload: &Bytes,
         now: DateTime<Utc>,
     ) -> Result<http::Request<Bytes>, BuildError> {
-        build_request(&Outgoing {
+        let out = Outgoing {
             url: &e.endpoint.url,
             method: e.endpoint.method,
             headers: &e.headers,
@@ -640,7 +657,8 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             payload,
             user_agent: &self.user_agent,
             max_get_url: self.config.max_get_url,
-        })
+        };
+        build_request_to(&out, uri)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -677,7 +695,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             success: result.as_ref().is_ok_and(|r| r.status.is_success()),
             test,
         };
-        Ok(self.store().append_attempt(&entry).await?)
+        Ok(self.store().append_attempt(entry).await?)
     }
 
     /// The Test button on a saved webhook: sends the documentation's test payload
@@ -766,7 +784,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             updated_at: now,
         };
         let started = Instant::now();
-        let result = match self.request_for(&e, message_id.as_str(), &payload, now) {
+        let result = match self.request_for(&e, None, message_id.as_str(), &payload, now) {
             Ok(req) => self.client.send(req).await,
             Err(err) => Err(TransportError::new(
                 TransportErrorKind::Other,

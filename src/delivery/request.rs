@@ -61,10 +61,25 @@ pub struct Outgoing<'a> {
 /// sends the JSON as the body; GET sends no body and adds the exact JSON as the query
 /// parameter `payload` (URL-encoded, after the URL's own query), signed over that JSON.
 pub fn build_request(out: &Outgoing<'_>) -> Result<Request<Bytes>, BuildError> {
+    build_request_to(out, None)
+}
+
+/// [`build_request`] with the URL of a POST already parsed (the engine keeps it with the
+/// endpoint it caches, so that it is not parsed again for every attempt).
+pub(crate) fn build_request_to(
+    out: &Outgoing<'_>,
+    parsed: Option<&http::Uri>,
+) -> Result<Request<Bytes>, BuildError> {
     let signature =
         signing::signature_header(out.secrets, out.message_id, out.timestamp, out.payload);
     let (method, uri, body) = match out.method {
-        HttpMethod::Post => (Method::POST, out.url.to_owned(), out.payload.clone()),
+        HttpMethod::Post => {
+            let uri = match parsed {
+                Some(u) => u.clone(),
+                None => parse_uri(out.url.to_owned())?,
+            };
+            (Method::POST, uri, out.payload.clone())
+        }
         HttpMethod::Get => {
             let mut url = url::Url::parse(out.url).map_err(|e| BuildError::Url(e.to_string()))?;
             let json = String::from_utf8_lossy(out.payload);
@@ -76,10 +91,9 @@ pub fn build_request(out: &Outgoing<'_>) -> Result<Request<Bytes>, BuildError> {
                     max: out.max_get_url,
                 });
             }
-            (Method::GET, s, Bytes::new())
+            (Method::GET, parse_uri(s)?, Bytes::new())
         }
     };
-    let uri = http::Uri::try_from(uri).map_err(|e| BuildError::Url(e.to_string()))?;
     let mut req = Request::new(body);
     *req.method_mut() = method;
     *req.uri_mut() = uri;
@@ -102,4 +116,8 @@ pub fn build_request(out: &Outgoing<'_>) -> Result<Request<Bytes>, BuildError> {
         h.insert(name.clone(), value.clone());
     }
     Ok(req)
+}
+
+fn parse_uri(url: String) -> Result<http::Uri, BuildError> {
+    http::Uri::try_from(url).map_err(|e| BuildError::Url(e.to_string()))
 }

@@ -279,7 +279,7 @@ impl<S: Store + ?Sized> InboundHandler<S> {
             call_id: handled.call_id,
         };
         // A failed log write does not change the answer: the call (if any) is stored.
-        let _ = self.store.append_request(&entry).await;
+        let _ = self.store.append_request(entry).await;
         handled.response
     }
 

@@ -265,8 +265,9 @@ impl Default for LogRetention {
 /// Delivery log and request log, newest first, bounded by [`LogRetention`].
 #[async_trait]
 pub trait LogStore: Send + Sync {
-    /// Appends a delivery attempt.
-    async fn append_attempt(&self, attempt: &DeliveryAttempt) -> StoreResult<()>;
+    /// Appends a delivery attempt (taken by value: a backend keeps or moves it without a
+    /// copy).
+    async fn append_attempt(&self, attempt: DeliveryAttempt) -> StoreResult<()>;
     /// An endpoint's attempts, newest first; `success` filters by outcome.
     async fn attempts(
         &self,
@@ -275,8 +276,8 @@ pub trait LogStore: Send + Sync {
         success: Option<bool>,
         limit: usize,
     ) -> StoreResult<Vec<DeliveryAttempt>>;
-    /// Appends an inbound request.
-    async fn append_request(&self, entry: &RequestLogEntry) -> StoreResult<()>;
+    /// Appends an inbound request (taken by value, as [`append_attempt`](Self::append_attempt)).
+    async fn append_request(&self, entry: RequestLogEntry) -> StoreResult<()>;
     /// The account's inbound requests, newest first (`None`: requests to unknown slugs).
     async fn requests(
         &self,

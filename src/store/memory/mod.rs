@@ -702,17 +702,16 @@ impl QueueStore for MemoryStore {
 
 #[async_trait]
 impl LogStore for MemoryStore {
-    async fn append_attempt(&self, attempt: &DeliveryAttempt) -> StoreResult<()> {
+    async fn append_attempt(&self, attempt: DeliveryAttempt) -> StoreResult<()> {
         let cap = self.retention.attempts_per_endpoint.max(1);
-        // Copy before and free after holding the lock: the engine appends once per attempt.
-        let entry = attempt.clone();
+        // Free after holding the lock: the engine appends once per attempt.
         let evicted = {
             let mut g = self.lock();
             let log = match g.attempts.get_mut(attempt.endpoint_id.as_str()) {
                 Some(log) => log,
                 None => g.attempts.entry(attempt.endpoint_id.clone()).or_default(),
             };
-            insert_newest_first(log, entry, |a| a.at);
+            insert_newest_first(log, attempt, |a| a.at);
             let evicted = if log.len() > cap {
                 log.pop_back()
             } else {
@@ -746,17 +745,16 @@ impl LogStore for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn append_request(&self, entry: &RequestLogEntry) -> StoreResult<()> {
+    async fn append_request(&self, entry: RequestLogEntry) -> StoreResult<()> {
         let cap = self.retention.requests_per_account.max(1);
-        // Copy before and free after holding the lock: one entry per inbound request.
-        let copy = entry.clone();
+        // Free after holding the lock: one entry per inbound request.
         let evicted = {
             let mut g = self.lock();
             let log = match g.requests.get_mut(&entry.account) {
                 Some(log) => log,
                 None => g.requests.entry(entry.account.clone()).or_default(),
             };
-            insert_newest_first(log, copy, |e| e.at);
+            insert_newest_first(log, entry, |e| e.at);
             let evicted = if log.len() > cap {
                 log.pop_back()
             } else {

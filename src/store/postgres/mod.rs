@@ -1855,7 +1855,7 @@ impl QueueStore for PostgresStore {
 
 #[async_trait]
 impl LogStore for PostgresStore {
-    async fn append_attempt(&self, attempt: &DeliveryAttempt) -> StoreResult<()> {
+    async fn append_attempt(&self, attempt: DeliveryAttempt) -> StoreResult<()> {
         let duration = i64::try_from(attempt.duration_ms)
             .map_err(|_| StoreError::Backend("duration_ms out of range".into()))?;
         let insert_sql = format!(
@@ -1941,7 +1941,7 @@ impl LogStore for PostgresStore {
         rows.iter().map(attempt_row).collect()
     }
 
-    async fn append_request(&self, entry: &RequestLogEntry) -> StoreResult<()> {
+    async fn append_request(&self, entry: RequestLogEntry) -> StoreResult<()> {
         let insert_sql = format!(
             "INSERT INTO request_log ({REQUEST_COLS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"

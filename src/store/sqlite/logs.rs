@@ -66,8 +66,8 @@ fn cap(n: usize) -> i64 {
 
 #[async_trait]
 impl LogStore for SqliteStore {
-    async fn append_attempt(&self, attempt: &DeliveryAttempt) -> StoreResult<()> {
-        let a = attempt.clone();
+    async fn append_attempt(&self, attempt: DeliveryAttempt) -> StoreResult<()> {
+        let a = attempt;
         let duration_ms = int(a.duration_ms, "duration_ms")?;
         let error = a.error.as_ref().map(enum_name).transpose()?;
         self.run(move |conn, shared| {
@@ -144,8 +144,8 @@ impl LogStore for SqliteStore {
         .await
     }
 
-    async fn append_request(&self, entry: &RequestLogEntry) -> StoreResult<()> {
-        let r = entry.clone();
+    async fn append_request(&self, entry: RequestLogEntry) -> StoreResult<()> {
+        let r = entry;
         let outcome = enum_name(&r.outcome)?;
         let ignored = to_json(&r.ignored_keys)?;
         self.run(move |conn, shared| {
