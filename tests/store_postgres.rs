@@ -519,7 +519,10 @@ async fn logs_keep_the_newest_within_the_retention() {
             success: i % 3 == 0,
             test: false,
         };
-        store.append_attempt(a.clone()).await.expect("append_attempt");
+        store
+            .append_attempt(a.clone())
+            .await
+            .expect("append_attempt");
         attempts.push(a);
         for (acct, log) in [(Some(&account), &mut requests), (None, &mut unknown)] {
             let r = RequestLogEntry {
@@ -535,7 +538,10 @@ async fn logs_keep_the_newest_within_the_retention() {
                 ignored_keys: Vec::new(),
                 call_id: None,
             };
-            store.append_request(r.clone()).await.expect("append_request");
+            store
+                .append_request(r.clone())
+                .await
+                .expect("append_request");
             log.push(r);
         }
     }

@@ -307,8 +307,14 @@ async fn everything_survives_reopening() {
             .enqueue(std::slice::from_ref(&d3))
             .await
             .expect("enqueue");
-        store.append_attempt(at.clone()).await.expect("append_attempt");
-        store.append_request(req.clone()).await.expect("append_request");
+        store
+            .append_attempt(at.clone())
+            .await
+            .expect("append_attempt");
+        store
+            .append_request(req.clone())
+            .await
+            .expect("append_request");
         assert_eq!(
             store
                 .claim_idempotent(&a, &hook.id, "k", t, t + secs(86_400))

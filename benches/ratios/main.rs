@@ -104,7 +104,7 @@ impl Config {
         Config {
             mode: "full",
             pairs: 31,
-            http_pairs: 12,
+            http_pairs: 21,
             slice: Duration::from_millis(50),
             http_slice: Duration::from_millis(400),
             deliveries: 16_384,

@@ -283,6 +283,8 @@ pub fn inbound_http(cfg: &Config) -> Outcome {
 /// reaches `target`.
 #[derive(Default)]
 struct Hits {
+    /// Connections open on the receiver.
+    open: AtomicU64,
     count: AtomicU64,
     target: AtomicU64,
     reached: Notify,
@@ -291,6 +293,14 @@ struct Hits {
 impl Hits {
     fn load(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most a second) until no connection is open on the receiver.
+    async fn quiet(&self) {
+        let give_up = Instant::now() + Duration::from_secs(1);
+        while self.open.load(Ordering::Acquire) > 0 && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     fn hit(&self) {
@@ -316,10 +326,12 @@ async fn receiver(hits: Arc<Hits>) -> (SocketAddr, oneshot::Sender<()>) {
                 },
             };
             let _ = stream.set_nodelay(true);
+            hits.open.fetch_add(1, Ordering::AcqRel);
             let hits = hits.clone();
             tokio::spawn(async move {
+                let svc_hits = hits.clone();
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    let hits = hits.clone();
+                    let hits = svc_hits.clone();
                     async move {
                         let _ = req.into_body().collect().await;
                         hits.hit();
@@ -329,6 +341,7 @@ async fn receiver(hits: Arc<Hits>) -> (SocketAddr, oneshot::Sender<()>) {
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
                     .await;
+                hits.open.fetch_sub(1, Ordering::AcqRel);
             });
         }
     });
@@ -464,8 +477,9 @@ async fn drain_with_engine(plan: &Plan, hits: &Hits) -> f64 {
     }));
     let give_up = start + Duration::from_secs(120);
     let _ = tokio::time::timeout(Duration::from_secs(120), reached).await;
+    // The last responses have arrived; their outcomes are being written.
     while store.next_due().await.expect("next due").is_some() && Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
     }
     let elapsed = start.elapsed().as_secs_f64();
     let _ = stop.send(());
@@ -552,11 +566,15 @@ pub fn delivery_loopback(cfg: &Config) -> Outcome {
         // One unmeasured pair first, to warm up.
         for pair in 0..=cfg.http_pairs {
             let plan = plan(addr, cfg.deliveries);
+            // Each side starts once the other side's connections are closed: a client that
+            // was just dropped leaves the receiver closing its connections for a while.
+            hits.quiet().await;
             let b = if cfg.runs(Side::Baseline) {
                 drain_raw(&plan).await
             } else {
                 1.0
             };
+            hits.quiet().await;
             let s = if cfg.runs(Side::Subject) {
                 drain_with_engine(&plan, &hits).await
             } else {

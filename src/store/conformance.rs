@@ -2546,7 +2546,10 @@ pub async fn delivery_attempt_log<S: Store + ?Sized>(store: &S) {
     let ab = attempt(&b, &eb.id, t0 + secs(5), Some(410));
     // a2 is appended last, out of time order (its attempt started before a3 and a4).
     for x in [&a1, &a3, &a4, &a5, &ab, &a2] {
-        store.append_attempt(x.clone()).await.expect("append_attempt");
+        store
+            .append_attempt(x.clone())
+            .await
+            .expect("append_attempt");
     }
     let list = move |acct: AccountId, e: WebhookId, success: Option<bool>, limit: usize| async move {
         store
@@ -2624,7 +2627,10 @@ pub async fn request_log<S: Store + ?Sized>(store: &S) {
     let u1 = request(None, far, 404);
     let u2 = request(None, far + secs(1), 404);
     for r in [&r1, &u1, &r2, &rb, &u2, &r3] {
-        store.append_request(r.clone()).await.expect("append_request");
+        store
+            .append_request(r.clone())
+            .await
+            .expect("append_request");
     }
     let list = move |acct: Option<AccountId>, limit: usize| async move {
         store
