@@ -83,15 +83,19 @@ fn bare_cycle(conn: &mut Connection, batch: &[Delivery]) -> rusqlite::Result<usi
             r.get(0)
         })?;
     token -= leased.len() as i64;
+    // The outcomes in one transaction, as `SqliteStore::finish_many` writes them.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let done = us(Utc::now());
     for (id, _, _) in &leased {
-        conn.prepare_cached(
+        tx.prepare_cached(
             "UPDATE deliveries SET state = 'succeeded', last_error = NULL, updated_at = ?3, \
              attempts = attempts + 1, lease_token = NULL, lease_until = NULL \
              WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'",
         )?
-        .execute(params![id, token, us(Utc::now())])?;
+        .execute(params![id, token, done])?;
         token += 1;
     }
+    tx.commit()?;
     Ok(leased.len())
 }
 

@@ -417,7 +417,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 
     /// Sends one leased delivery once, logs the attempt and records its outcome.
     pub async fn attempt(&self, lease: Lease) -> Result<AttemptReport, DeliveryError> {
-        self.attempt_leased(&lease).await
+        self.attempt_leased(&lease, None).await
     }
 
     /// The endpoint of a delivery, unsealed, from a cache of at most
@@ -457,13 +457,16 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
     pub(crate) async fn attempt_leased(
         &self,
         lease: &Lease,
+        sink: Option<&dyn Sink>,
     ) -> Result<AttemptReport, DeliveryError> {
         let now = self.now();
         let d = &lease.delivery;
         let attempt = d.attempts + 1;
         let (unsealed, health) = match self.endpoint_for(&d.account, &d.endpoint_id).await {
             Ok(Ok(u)) => u,
-            Ok(Err(outcome)) => return self.finish(lease, attempt, None, outcome, now).await,
+            Ok(Err(outcome)) => {
+                return self.finish(lease, attempt, None, outcome, now, sink).await;
+            }
             Err(DeliveryError::Registry(e)) => {
                 // A missing key: an operator error that retrying can outlast.
                 let error = format!("cannot unseal the webhook's secrets: {e}");
@@ -474,7 +477,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                     },
                     None => LeaseOutcome::Dead { error },
                 };
-                return self.finish(lease, attempt, None, outcome, now).await;
+                return self.finish(lease, attempt, None, outcome, now, sink).await;
             }
             Err(e) => return Err(e),
         };
@@ -499,10 +502,18 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                     0,
                     false,
                     None,
+                    sink,
                 )
                 .await?;
                 return self
-                    .finish(lease, attempt, None, LeaseOutcome::Dead { error }, now)
+                    .finish(
+                        lease,
+                        attempt,
+                        None,
+                        LeaseOutcome::Dead { error },
+                        now,
+                        sink,
+                    )
                     .await;
             }
         };
@@ -587,9 +598,11 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             elapsed.as_millis() as u64,
             false,
             note,
+            sink,
         )
         .await?;
-        self.finish(lease, attempt, status, outcome, now).await
+        self.finish(lease, attempt, status, outcome, now, sink)
+            .await
     }
 
     async fn disable(
@@ -621,6 +634,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         status: Option<u16>,
         outcome: LeaseOutcome,
         now: DateTime<Utc>,
+        sink: Option<&dyn Sink>,
     ) -> Result<AttemptReport, DeliveryError> {
         let report = AttemptReport {
             delivery_id: lease.delivery.id.clone(),
@@ -635,7 +649,12 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             },
             dead: matches!(outcome, LeaseOutcome::Dead { .. }),
         };
-        self.store().finish(lease, outcome, now).await?;
+        match sink {
+            Some(sink) => sink.finish(lease, outcome, now),
+            None => {
+                self.store().finish(lease, outcome, now).await?;
+            }
+        }
         Ok(report)
     }
 
@@ -671,6 +690,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         duration_ms: u64,
         test: bool,
         note: Option<String>,
+        sink: Option<&dyn Sink>,
     ) -> Result<(), DeliveryError> {
         let entry = DeliveryAttempt {
             account: d.account.clone(),
@@ -695,7 +715,13 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             success: result.as_ref().is_ok_and(|r| r.status.is_success()),
             test,
         };
-        Ok(self.store().append_attempt(entry).await?)
+        match sink {
+            Some(sink) => {
+                sink.attempt(entry);
+                Ok(())
+            }
+            None => Ok(self.store().append_attempt(entry).await?),
+        }
     }
 
     /// The Test button on a saved webhook: sends the documentation's test payload
@@ -792,7 +818,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             )),
         };
         let duration_ms = started.elapsed().as_millis() as u64;
-        self.log(&delivery, 1, now, &result, duration_ms, true, None)
+        self.log(&delivery, 1, now, &result, duration_ms, true, None, None)
             .await?;
         let status = result.as_ref().ok().map(|r| r.status.as_u16());
         Ok(TestReport {
@@ -869,4 +895,15 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             )
             .await?)
     }
+}
+
+/// Where the worker collects an attempt's writes, to store them in batches
+/// ([`QueueStore::finish_many`](crate::store::QueueStore::finish_many),
+/// [`LogStore::append_attempts`](crate::store::LogStore::append_attempts)) instead of one
+/// store call each.
+pub(crate) trait Sink: Send + Sync {
+    /// An attempt for the delivery log.
+    fn attempt(&self, entry: DeliveryAttempt);
+    /// A lease's outcome.
+    fn finish(&self, lease: &Lease, outcome: LeaseOutcome, now: DateTime<Utc>);
 }

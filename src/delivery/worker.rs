@@ -16,9 +16,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use super::engine::Sink;
 use super::{DeliveryEngine, DeliveryError};
 use crate::ids::WebhookId;
-use crate::store::{Lease, Store};
+use crate::store::{DeliveryAttempt, Lease, LeaseOutcome, Store};
+
+/// Most writes (log entries and outcomes) stored in one batch.
+const WRITE_BATCH: usize = 256;
 
 /// What a worker did before it stopped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -151,10 +158,85 @@ impl PoolState {
     }
 }
 
+/// A write an attempt leaves for the writer.
+enum Write {
+    Attempt(DeliveryAttempt),
+    Finish(Lease, LeaseOutcome, DateTime<Utc>),
+}
+
+/// The slots' side of the writer: attempts hand their log entry and outcome over and go on
+/// with the next lease; the writer stores what has accumulated in one batch (one
+/// transaction on SQLite) while the next attempts run: a group commit.
+struct Writes(mpsc::UnboundedSender<Write>);
+
+impl Sink for Writes {
+    fn attempt(&self, entry: DeliveryAttempt) {
+        // The writer outlives every slot (it stops when the last sender is gone).
+        let _ = self.0.send(Write::Attempt(entry));
+    }
+
+    fn finish(&self, lease: &Lease, outcome: LeaseOutcome, now: DateTime<Utc>) {
+        let _ = self.0.send(Write::Finish(lease.clone(), outcome, now));
+    }
+}
+
+/// Stores the slots' writes in batches until every sender is gone: log entries first, then
+/// the outcomes (as an attempt on its own does). A failed batch is counted as errors; its
+/// leases are not finished, so they expire and are attempted again.
+async fn write_loop<S: Store + ?Sized + 'static>(
+    engine: Arc<DeliveryEngine<S>>,
+    pool: Arc<Pool>,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+) {
+    let mut buf = Vec::with_capacity(WRITE_BATCH);
+    while rx.recv_many(&mut buf, WRITE_BATCH).await > 0 {
+        if buf.len() < WRITE_BATCH / 4 {
+            // Let the attempts that are about to finish add theirs: fewer, larger batches
+            // (and fewer wake-ups of this task) for the price of one turn of the scheduler.
+            tokio::task::yield_now().await;
+            while buf.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(write) => buf.push(write),
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut attempts = Vec::new();
+        let mut leases = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut now = None;
+        for write in buf.drain(..) {
+            match write {
+                Write::Attempt(a) => attempts.push(a),
+                Write::Finish(lease, outcome, at) => {
+                    leases.push(lease);
+                    outcomes.push(outcome);
+                    now = now.max(Some(at));
+                }
+            }
+        }
+        let store = engine.registry.store();
+        let mut failed = 0;
+        if !attempts.is_empty() && store.append_attempts(attempts).await.is_err() {
+            failed += 1;
+        }
+        if let Some(now) = now {
+            let items: Vec<(&Lease, LeaseOutcome)> = leases.iter().zip(outcomes).collect();
+            if store.finish_many(&items, now).await.is_err() {
+                failed += items.len() as u64;
+            }
+        }
+        if failed > 0 {
+            pool.lock().stats.errors += failed;
+        }
+    }
+}
+
 /// One slot: attempts leases one after another until the worker stops.
 async fn slot<S: Store + ?Sized + 'static>(
     engine: Arc<DeliveryEngine<S>>,
     pool: Arc<Pool>,
+    writes: Arc<Writes>,
     index: usize,
 ) {
     let timeout = chrono::Duration::from_std(engine.config.request_timeout).unwrap_or_default();
@@ -168,7 +250,10 @@ async fn slot<S: Store + ?Sized + 'static>(
             finished = Some((lease, None));
             continue;
         }
-        let result = engine.attempt_leased(&lease).await.map(|r| r.success);
+        let result = engine
+            .attempt_leased(&lease, Some(&*writes))
+            .await
+            .map(|r| r.success);
         finished = Some((lease, Some(result)));
     }
 }
@@ -195,10 +280,13 @@ impl<S: Store + ?Sized + 'static> DeliveryEngine<S> {
             low: Notify::new(),
             low_water: prefetch.div_ceil(2),
         });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writes = Arc::new(Writes(tx));
+        let writer = tokio::spawn(write_loop(self.clone(), pool.clone(), rx));
         let mut slots: JoinSet<()> = JoinSet::new();
         let mut slot_of: HashMap<tokio::task::Id, usize> = HashMap::new();
         for index in 0..slots_n {
-            let handle = slots.spawn(slot(self.clone(), pool.clone(), index));
+            let handle = slots.spawn(slot(self.clone(), pool.clone(), writes.clone(), index));
             slot_of.insert(handle.id(), index);
         }
         tokio::pin!(shutdown);
@@ -246,7 +334,8 @@ impl<S: Store + ?Sized + 'static> DeliveryEngine<S> {
                             st.endpoint_done(&lease.delivery.endpoint_id);
                         }
                         drop(st);
-                        let handle = slots.spawn(slot(self.clone(), pool.clone(), index));
+                        let handle =
+                            slots.spawn(slot(self.clone(), pool.clone(), writes.clone(), index));
                         slot_of.insert(handle.id(), index);
                     }
                 }
@@ -281,6 +370,9 @@ impl<S: Store + ?Sized + 'static> DeliveryEngine<S> {
         }
         slots.abort_all();
         while slots.join_next().await.is_some() {}
+        // Every slot is gone: the writer stores what is left and stops.
+        drop(writes);
+        let _ = writer.await;
         let now = self.registry.clock().now();
         let stopped: Vec<Arc<Lease>> = pool
             .lock()

@@ -186,6 +186,7 @@ macro_rules! __store_conformance_for_each_check {
             delivery_listing
             redelivery_and_kill_pending
             delivery_attempt_log
+            batched_writes
             request_log
             endpoint_health
             idempotency_keys
@@ -2603,6 +2604,124 @@ pub async fn delivery_attempt_log<S: Store + ?Sized>(store: &S) {
     assert!(
         list(a.clone(), webhook_id(), None, 10).await.is_empty(),
         "attempts() of an endpoint without attempts lists nothing"
+    );
+}
+
+/// Batched writes, as the worker makes them: `finish_many` applies each lease's outcome as
+/// `finish` would and answers per item (a stale lease is `false`, the others still apply);
+/// `append_attempts` appends like `append_attempt` (newest first by time in the listing).
+pub async fn batched_writes<S: Store + ?Sized>(store: &S) {
+    let q = queue_base();
+    let a = account();
+    let e = endpoint(&a, EndpointKind::Outbound, q);
+    store.insert_endpoint(&e).await.expect("insert_endpoint");
+    let d1 = delivery(&a, &e.id, None, q, q);
+    let d2 = delivery(&a, &e.id, None, q + secs(1), q);
+    let d3 = delivery(&a, &e.id, None, q + secs(2), q);
+    store
+        .enqueue(&[d1.clone(), d2.clone(), d3.clone()])
+        .await
+        .expect("enqueue");
+    let leases = lease(store, q + secs(5), 10, 60).await;
+    assert_eq!(leases.len(), 3, "all three are leased");
+    let by_id = |d: &Delivery| {
+        leases
+            .iter()
+            .find(|l| l.delivery.id == d.id)
+            .cloned()
+            .expect("leased")
+    };
+    let (l1, l2, l3) = (by_id(&d1), by_id(&d2), by_id(&d3));
+    let mut stale = l3.clone();
+    stale.token = stale.token.wrapping_add(1);
+    let retry_at = q + secs(100);
+    let held = store
+        .finish_many(
+            &[
+                (&l1, LeaseOutcome::Succeeded),
+                (
+                    &l2,
+                    LeaseOutcome::Retry {
+                        next_attempt_at: retry_at,
+                        error: "HTTP 500".into(),
+                    },
+                ),
+                (&stale, LeaseOutcome::Succeeded),
+            ],
+            q + secs(6),
+        )
+        .await
+        .expect("finish_many");
+    assert_eq!(
+        held,
+        vec![true, true, false],
+        "finish_many() answers per lease; a stale token is not held"
+    );
+    let g1 = get_delivery(store, &a, &d1).await;
+    assert_eq!(
+        (g1.state, g1.attempts),
+        (DeliveryState::Succeeded, 1),
+        "finish_many() records a success as finish() does"
+    );
+    let g2 = get_delivery(store, &a, &d2).await;
+    assert_eq!(
+        (
+            g2.state,
+            g2.attempts,
+            g2.next_attempt_at,
+            g2.last_error.as_deref()
+        ),
+        (DeliveryState::Pending, 1, retry_at, Some("HTTP 500")),
+        "finish_many() records a retry as finish() does"
+    );
+    let g3 = get_delivery(store, &a, &d3).await;
+    assert_eq!(
+        (g3.state, g3.attempts),
+        (DeliveryState::Pending, 0),
+        "a stale lease in the batch changes nothing"
+    );
+    let held = store
+        .finish_many(
+            &[(
+                &l3,
+                LeaseOutcome::Dead {
+                    error: "gone".into(),
+                },
+            )],
+            q + secs(7),
+        )
+        .await
+        .expect("finish_many");
+    assert_eq!(held, vec![true], "the real lease still holds");
+    assert_eq!(
+        get_delivery(store, &a, &d3).await.state,
+        DeliveryState::Dead,
+        "finish_many() records a dead letter as finish() does"
+    );
+    assert_eq!(
+        store
+            .finish_many(&[], q)
+            .await
+            .expect("finish_many of nothing"),
+        Vec::<bool>::new(),
+        "an empty batch is fine"
+    );
+
+    let x1 = attempt(&a, &e.id, q, Some(200));
+    let x2 = attempt(&a, &e.id, q + secs(10), Some(500));
+    let x3 = attempt(&a, &e.id, q + secs(5), None);
+    store
+        .append_attempts(vec![x1.clone(), x2.clone(), x3.clone()])
+        .await
+        .expect("append_attempts");
+    store
+        .append_attempts(Vec::new())
+        .await
+        .expect("append_attempts of nothing");
+    assert_eq!(
+        store.attempts(&a, &e.id, None, 10).await.expect("attempts"),
+        vec![x2, x3, x1],
+        "append_attempts() appends every entry; listed newest first"
     );
 }
 

@@ -202,6 +202,22 @@ pub trait QueueStore: Send + Sync {
         outcome: LeaseOutcome,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// [`finish`](Self::finish) for several leases at once, in order; for each, whether the
+    /// lease was still held. The worker writes its completed attempts this way, in batches.
+    /// The default finishes them one by one; a backend overrides it to use one transaction
+    /// (SQLite) or one lock (memory). Items are independent: a stale one is `false` and the
+    /// others are still applied.
+    async fn finish_many(
+        &self,
+        items: &[(&Lease, LeaseOutcome)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let mut held = Vec::with_capacity(items.len());
+        for (lease, outcome) in items {
+            held.push(self.finish(lease, outcome.clone(), now).await?);
+        }
+        Ok(held)
+    }
     /// Gives a lease back unattempted (`attempts` unchanged): the delivery is due again at
     /// `due_at`. A stale token does nothing.
     async fn release(&self, lease: &Lease, due_at: DateTime<Utc>) -> StoreResult<()>;
@@ -268,6 +284,14 @@ pub trait LogStore: Send + Sync {
     /// Appends a delivery attempt (taken by value: a backend keeps or moves it without a
     /// copy).
     async fn append_attempt(&self, attempt: DeliveryAttempt) -> StoreResult<()>;
+    /// [`append_attempt`](Self::append_attempt) for several attempts, in order (the
+    /// worker's batches). The default appends them one by one.
+    async fn append_attempts(&self, attempts: Vec<DeliveryAttempt>) -> StoreResult<()> {
+        for a in attempts {
+            self.append_attempt(a).await?;
+        }
+        Ok(())
+    }
     /// An endpoint's attempts, newest first; `success` filters by outcome.
     async fn attempts(
         &self,

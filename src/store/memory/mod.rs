@@ -610,6 +610,25 @@ impl QueueStore for MemoryStore {
             .finish(lease.delivery.id.as_str(), lease.token, outcome, now))
     }
 
+    async fn finish_many(
+        &self,
+        items: &[(&Lease, LeaseOutcome)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let mut g = self.lock();
+        Ok(items
+            .iter()
+            .map(|(lease, outcome)| {
+                g.deliveries.finish(
+                    lease.delivery.id.as_str(),
+                    lease.token,
+                    outcome.clone(),
+                    now,
+                )
+            })
+            .collect())
+    }
+
     async fn release(&self, lease: &Lease, due_at: DateTime<Utc>) -> StoreResult<()> {
         self.lock()
             .deliveries
@@ -703,23 +722,26 @@ impl QueueStore for MemoryStore {
 #[async_trait]
 impl LogStore for MemoryStore {
     async fn append_attempt(&self, attempt: DeliveryAttempt) -> StoreResult<()> {
+        self.append_attempts(vec![attempt]).await
+    }
+
+    async fn append_attempts(&self, attempts: Vec<DeliveryAttempt>) -> StoreResult<()> {
         let cap = self.retention.attempts_per_endpoint.max(1);
-        // Free after holding the lock: the engine appends once per attempt.
-        let evicted = {
+        let mut evicted = Vec::new();
+        {
             let mut g = self.lock();
-            let log = match g.attempts.get_mut(attempt.endpoint_id.as_str()) {
-                Some(log) => log,
-                None => g.attempts.entry(attempt.endpoint_id.clone()).or_default(),
-            };
-            insert_newest_first(log, attempt, |a| a.at);
-            let evicted = if log.len() > cap {
-                log.pop_back()
-            } else {
-                None
-            };
-            log.truncate(cap);
-            evicted
-        };
+            for attempt in attempts {
+                let log = match g.attempts.get_mut(attempt.endpoint_id.as_str()) {
+                    Some(log) => log,
+                    None => g.attempts.entry(attempt.endpoint_id.clone()).or_default(),
+                };
+                insert_newest_first(log, attempt, |a| a.at);
+                while log.len() > cap {
+                    evicted.extend(log.pop_back());
+                }
+            }
+        }
+        // Freed after the lock is released.
         drop(evicted);
         Ok(())
     }

@@ -67,43 +67,62 @@ fn cap(n: usize) -> i64 {
 #[async_trait]
 impl LogStore for SqliteStore {
     async fn append_attempt(&self, attempt: DeliveryAttempt) -> StoreResult<()> {
-        let a = attempt;
-        let duration_ms = int(a.duration_ms, "duration_ms")?;
-        let error = a.error.as_ref().map(enum_name).transpose()?;
+        self.append_attempts(vec![attempt]).await
+    }
+
+    async fn append_attempts(&self, attempts: Vec<DeliveryAttempt>) -> StoreResult<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(attempts.len());
+        for a in attempts {
+            let duration_ms = int(a.duration_ms, "duration_ms")?;
+            let error = a.error.as_ref().map(enum_name).transpose()?;
+            rows.push((a, duration_ms, error));
+        }
         self.run(move |conn, shared| {
+            // One transaction for the batch; retention once per endpoint at the end.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.prepare_cached(
-                "INSERT INTO delivery_attempts (account, endpoint_id, delivery_id, message_id, \
-                 event_type, attempt, at, status, error, error_message, response_body, \
-                 duration_ms, success, test) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?
-            .execute(params![
-                a.account.as_str(),
-                a.endpoint_id.as_str(),
-                a.delivery_id.as_ref().map(DeliveryId::as_str),
-                a.message_id.as_str(),
-                a.event_type,
-                a.attempt,
-                ts(a.at),
-                a.status,
-                error,
-                a.error_message,
-                a.response_body,
-                duration_ms,
-                a.success,
-                a.test,
-            ])?;
-            // Keep the newest `attempts_per_endpoint` of this endpoint.
-            tx.prepare_cached(
-                "DELETE FROM delivery_attempts WHERE seq IN (\
-                 SELECT seq FROM delivery_attempts WHERE endpoint_id = ?1 \
-                 ORDER BY at DESC, seq DESC LIMIT -1 OFFSET ?2)",
-            )?
-            .execute(params![
-                a.endpoint_id.as_str(),
-                cap(shared.retention.attempts_per_endpoint)
-            ])?;
+            let mut endpoints: Vec<WebhookId> = Vec::new();
+            for (a, duration_ms, error) in &rows {
+                tx.prepare_cached(
+                    "INSERT INTO delivery_attempts (account, endpoint_id, delivery_id, message_id, \
+                     event_type, attempt, at, status, error, error_message, response_body, \
+                     duration_ms, success, test) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                )?
+                .execute(params![
+                    a.account.as_str(),
+                    a.endpoint_id.as_str(),
+                    a.delivery_id.as_ref().map(DeliveryId::as_str),
+                    a.message_id.as_str(),
+                    a.event_type,
+                    a.attempt,
+                    ts(a.at),
+                    a.status,
+                    error,
+                    a.error_message,
+                    a.response_body,
+                    duration_ms,
+                    a.success,
+                    a.test,
+                ])?;
+                if !endpoints.contains(&a.endpoint_id) {
+                    endpoints.push(a.endpoint_id.clone());
+                }
+            }
+            // Keep the newest `attempts_per_endpoint` of each endpoint.
+            for endpoint in &endpoints {
+                tx.prepare_cached(
+                    "DELETE FROM delivery_attempts WHERE seq IN (\
+                     SELECT seq FROM delivery_attempts WHERE endpoint_id = ?1 \
+                     ORDER BY at DESC, seq DESC LIMIT -1 OFFSET ?2)",
+                )?
+                .execute(params![
+                    endpoint.as_str(),
+                    cap(shared.retention.attempts_per_endpoint)
+                ])?;
+            }
             tx.commit()?;
             Ok(())
         })

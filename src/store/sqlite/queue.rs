@@ -172,39 +172,38 @@ impl QueueStore for SqliteStore {
             return Ok(false);
         };
         let id = lease.delivery.id.clone();
+        self.run(move |conn, _| finish_row(conn, id.as_str(), token, outcome, now))
+            .await
+    }
+
+    async fn finish_many(
+        &self,
+        items: &[(&Lease, LeaseOutcome)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        // Tokens this store hands out fit in an i64; any other is stale.
+        let rows: Vec<(DeliveryId, Option<i64>, LeaseOutcome)> = items
+            .iter()
+            .map(|(lease, outcome)| {
+                (
+                    lease.delivery.id.clone(),
+                    i64::try_from(lease.token).ok(),
+                    outcome.clone(),
+                )
+            })
+            .collect();
         self.run(move |conn, _| {
-            const CLEAR: &str = "attempts = attempts + 1, lease_token = NULL, lease_until = NULL";
-            const HELD: &str = "WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'";
-            let n = match outcome {
-                LeaseOutcome::Succeeded => conn
-                    .prepare_cached(&format!(
-                        "UPDATE deliveries SET state = 'succeeded', last_error = NULL, \
-                         updated_at = ?3, {CLEAR} {HELD}"
-                    ))?
-                    .execute(params![id.as_str(), token, ts(now)])?,
-                LeaseOutcome::Retry {
-                    next_attempt_at,
-                    error,
-                } => conn
-                    .prepare_cached(&format!(
-                        "UPDATE deliveries SET next_attempt_at = ?3, due_at = ?3, \
-                         last_error = ?4, updated_at = ?5, {CLEAR} {HELD}"
-                    ))?
-                    .execute(params![
-                        id.as_str(),
-                        token,
-                        ts(next_attempt_at),
-                        error,
-                        ts(now)
-                    ])?,
-                LeaseOutcome::Dead { error } => conn
-                    .prepare_cached(&format!(
-                        "UPDATE deliveries SET state = 'dead', last_error = ?3, \
-                         updated_at = ?4, {CLEAR} {HELD}"
-                    ))?
-                    .execute(params![id.as_str(), token, error, ts(now)])?,
-            };
-            Ok(n > 0)
+            // One transaction for the batch: one commit instead of one per lease.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut held = Vec::with_capacity(rows.len());
+            for (id, token, outcome) in rows {
+                held.push(match token {
+                    Some(token) => finish_row(&tx, id.as_str(), token, outcome, now)?,
+                    None => false,
+                });
+            }
+            tx.commit()?;
+            Ok(held)
         })
         .await
     }
@@ -358,4 +357,40 @@ impl QueueStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Applies one lease's outcome if the lease `token` still holds delivery `id`.
+fn finish_row(
+    conn: &Connection,
+    id: &str,
+    token: i64,
+    outcome: LeaseOutcome,
+    now: DateTime<Utc>,
+) -> DbResult<bool> {
+    const CLEAR: &str = "attempts = attempts + 1, lease_token = NULL, lease_until = NULL";
+    const HELD: &str = "WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'";
+    let n = match outcome {
+        LeaseOutcome::Succeeded => conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET state = 'succeeded', last_error = NULL, \
+                 updated_at = ?3, {CLEAR} {HELD}"
+            ))?
+            .execute(params![id, token, ts(now)])?,
+        LeaseOutcome::Retry {
+            next_attempt_at,
+            error,
+        } => conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET next_attempt_at = ?3, due_at = ?3, \
+                 last_error = ?4, updated_at = ?5, {CLEAR} {HELD}"
+            ))?
+            .execute(params![id, token, ts(next_attempt_at), error, ts(now)])?,
+        LeaseOutcome::Dead { error } => conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET state = 'dead', last_error = ?3, \
+                 updated_at = ?4, {CLEAR} {HELD}"
+            ))?
+            .execute(params![id, token, error, ts(now)])?,
+    };
+    Ok(n > 0)
 }
