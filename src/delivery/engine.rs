@@ -417,7 +417,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 
     /// Sends one leased delivery once, logs the attempt and records its outcome.
     pub async fn attempt(&self, lease: Lease) -> Result<AttemptReport, DeliveryError> {
-        self.attempt_leased(&lease, None).await
+        self.attempt_leased(&Arc::new(lease), None).await
     }
 
     /// The endpoint of a delivery, unsealed, from a cache of at most
@@ -456,7 +456,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 
     pub(crate) async fn attempt_leased(
         &self,
-        lease: &Lease,
+        lease: &Arc<Lease>,
         sink: Option<&dyn Sink>,
     ) -> Result<AttemptReport, DeliveryError> {
         let now = self.now();
@@ -465,7 +465,9 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         let (unsealed, health) = match self.endpoint_for(&d.account, &d.endpoint_id).await {
             Ok(Ok(u)) => u,
             Ok(Err(outcome)) => {
-                return self.finish(lease, attempt, None, outcome, now, sink).await;
+                return self
+                    .finish(lease, attempt, None, outcome, now, sink, None)
+                    .await;
             }
             Err(DeliveryError::Registry(e)) => {
                 // A missing key: an operator error that retrying can outlast.
@@ -477,7 +479,9 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                     },
                     None => LeaseOutcome::Dead { error },
                 };
-                return self.finish(lease, attempt, None, outcome, now, sink).await;
+                return self
+                    .finish(lease, attempt, None, outcome, now, sink, None)
+                    .await;
             }
             Err(e) => return Err(e),
         };
@@ -491,20 +495,21 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             Ok(r) => r,
             Err(e) => {
                 let error = e.to_string();
-                self.log(
-                    &lease.delivery,
-                    attempt,
-                    now,
-                    &Err(TransportError::new(
-                        TransportErrorKind::Other,
-                        error.clone(),
-                    )),
-                    0,
-                    false,
-                    None,
-                    sink,
-                )
-                .await?;
+                let logged = self
+                    .log(
+                        &lease.delivery,
+                        attempt,
+                        now,
+                        &Err(TransportError::new(
+                            TransportErrorKind::Other,
+                            error.clone(),
+                        )),
+                        0,
+                        false,
+                        None,
+                        sink,
+                    )
+                    .await?;
                 return self
                     .finish(
                         lease,
@@ -513,6 +518,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                         LeaseOutcome::Dead { error },
                         now,
                         sink,
+                        logged,
                     )
                     .await;
             }
@@ -590,18 +596,19 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
                 }
             }
         };
-        self.log(
-            &lease.delivery,
-            attempt,
-            started_at,
-            &result,
-            elapsed.as_millis() as u64,
-            false,
-            note,
-            sink,
-        )
-        .await?;
-        self.finish(lease, attempt, status, outcome, now, sink)
+        let logged = self
+            .log(
+                &lease.delivery,
+                attempt,
+                started_at,
+                &result,
+                elapsed.as_millis() as u64,
+                false,
+                note,
+                sink,
+            )
+            .await?;
+        self.finish(lease, attempt, status, outcome, now, sink, logged)
             .await
     }
 
@@ -627,14 +634,16 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
-        lease: &Lease,
+        lease: &Arc<Lease>,
         attempt: u32,
         status: Option<u16>,
         outcome: LeaseOutcome,
         now: DateTime<Utc>,
         sink: Option<&dyn Sink>,
+        logged: Option<DeliveryAttempt>,
     ) -> Result<AttemptReport, DeliveryError> {
         let report = AttemptReport {
             delivery_id: lease.delivery.id.clone(),
@@ -650,7 +659,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             dead: matches!(outcome, LeaseOutcome::Dead { .. }),
         };
         match sink {
-            Some(sink) => sink.finish(lease, outcome, now),
+            Some(sink) => sink.done(logged, lease, outcome, now),
             None => {
                 self.store().finish(lease, outcome, now).await?;
             }
@@ -691,7 +700,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         test: bool,
         note: Option<String>,
         sink: Option<&dyn Sink>,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Option<DeliveryAttempt>, DeliveryError> {
         let entry = DeliveryAttempt {
             account: d.account.clone(),
             endpoint_id: d.endpoint_id.clone(),
@@ -715,12 +724,13 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             success: result.as_ref().is_ok_and(|r| r.status.is_success()),
             test,
         };
+        // With a sink the entry goes to it with the outcome (`finish`), in one hand-over.
         match sink {
-            Some(sink) => {
-                sink.attempt(entry);
-                Ok(())
+            Some(_) => Ok(Some(entry)),
+            None => {
+                self.store().append_attempt(entry).await?;
+                Ok(None)
             }
-            None => Ok(self.store().append_attempt(entry).await?),
         }
     }
 
@@ -902,8 +912,12 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 /// [`LogStore::append_attempts`](crate::store::LogStore::append_attempts)) instead of one
 /// store call each.
 pub(crate) trait Sink: Send + Sync {
-    /// An attempt for the delivery log.
-    fn attempt(&self, entry: DeliveryAttempt);
-    /// A lease's outcome.
-    fn finish(&self, lease: &Lease, outcome: LeaseOutcome, now: DateTime<Utc>);
+    /// An attempt's log entry (if it has one) and its lease's outcome.
+    fn done(
+        &self,
+        attempt: Option<DeliveryAttempt>,
+        lease: &Arc<Lease>,
+        outcome: LeaseOutcome,
+        now: DateTime<Utc>,
+    );
 }

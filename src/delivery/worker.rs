@@ -158,10 +158,12 @@ impl PoolState {
     }
 }
 
-/// A write an attempt leaves for the writer.
-enum Write {
-    Attempt(DeliveryAttempt),
-    Finish(Lease, LeaseOutcome, DateTime<Utc>),
+/// What an attempt leaves for the writer: its log entry and its lease's outcome.
+struct Write {
+    attempt: Option<DeliveryAttempt>,
+    lease: Arc<Lease>,
+    outcome: LeaseOutcome,
+    at: DateTime<Utc>,
 }
 
 /// The slots' side of the writer: attempts hand their log entry and outcome over and go on
@@ -170,13 +172,20 @@ enum Write {
 struct Writes(mpsc::UnboundedSender<Write>);
 
 impl Sink for Writes {
-    fn attempt(&self, entry: DeliveryAttempt) {
+    fn done(
+        &self,
+        attempt: Option<DeliveryAttempt>,
+        lease: &Arc<Lease>,
+        outcome: LeaseOutcome,
+        at: DateTime<Utc>,
+    ) {
         // The writer outlives every slot (it stops when the last sender is gone).
-        let _ = self.0.send(Write::Attempt(entry));
-    }
-
-    fn finish(&self, lease: &Lease, outcome: LeaseOutcome, now: DateTime<Utc>) {
-        let _ = self.0.send(Write::Finish(lease.clone(), outcome, now));
+        let _ = self.0.send(Write {
+            attempt,
+            lease: lease.clone(),
+            outcome,
+            at,
+        });
     }
 }
 
@@ -206,14 +215,10 @@ async fn write_loop<S: Store + ?Sized + 'static>(
         let mut outcomes = Vec::new();
         let mut now = None;
         for write in buf.drain(..) {
-            match write {
-                Write::Attempt(a) => attempts.push(a),
-                Write::Finish(lease, outcome, at) => {
-                    leases.push(lease);
-                    outcomes.push(outcome);
-                    now = now.max(Some(at));
-                }
-            }
+            attempts.extend(write.attempt);
+            leases.push(write.lease);
+            outcomes.push(write.outcome);
+            now = now.max(Some(write.at));
         }
         let store = engine.registry.store();
         let mut failed = 0;
@@ -221,7 +226,8 @@ async fn write_loop<S: Store + ?Sized + 'static>(
             failed += 1;
         }
         if let Some(now) = now {
-            let items: Vec<(&Lease, LeaseOutcome)> = leases.iter().zip(outcomes).collect();
+            let items: Vec<(&Lease, LeaseOutcome)> =
+                leases.iter().map(|l| &**l).zip(outcomes).collect();
             if store.finish_many(&items, now).await.is_err() {
                 failed += items.len() as u64;
             }
