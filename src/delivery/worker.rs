@@ -67,6 +67,9 @@ struct Pool {
     low: Notify,
     /// Below this many queued leases a slot wakes the dispatcher.
     low_water: usize,
+    /// Attempts handed to the writer and not stored yet. Leasing slows down when they pile
+    /// up (a stalled store), so that they stay bounded.
+    unwritten: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -169,7 +172,10 @@ struct Write {
 /// The slots' side of the writer: attempts hand their log entry and outcome over and go on
 /// with the next lease; the writer stores what has accumulated in one batch (one
 /// transaction on SQLite) while the next attempts run: a group commit.
-struct Writes(mpsc::UnboundedSender<Write>);
+struct Writes {
+    tx: mpsc::UnboundedSender<Write>,
+    pool: Arc<Pool>,
+}
 
 impl Sink for Writes {
     fn done(
@@ -180,7 +186,10 @@ impl Sink for Writes {
         at: DateTime<Utc>,
     ) {
         // The writer outlives every slot (it stops when the last sender is gone).
-        let _ = self.0.send(Write {
+        self.pool
+            .unwritten
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.tx.send(Write {
             attempt,
             lease: lease.clone(),
             outcome,
@@ -232,6 +241,8 @@ async fn write_loop<S: Store + ?Sized + 'static>(
                 failed += items.len() as u64;
             }
         }
+        pool.unwritten
+            .fetch_sub(leases.len(), std::sync::atomic::Ordering::Relaxed);
         if failed > 0 {
             pool.lock().stats.errors += failed;
         }
@@ -285,9 +296,13 @@ impl<S: Store + ?Sized + 'static> DeliveryEngine<S> {
             work: Notify::new(),
             low: Notify::new(),
             low_water: prefetch.div_ceil(2),
+            unwritten: std::sync::atomic::AtomicUsize::new(0),
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let writes = Arc::new(Writes(tx));
+        let writes = Arc::new(Writes {
+            tx,
+            pool: pool.clone(),
+        });
         let writer = tokio::spawn(write_loop(self.clone(), pool.clone(), rx));
         let mut slots: JoinSet<()> = JoinSet::new();
         let mut slot_of: HashMap<tokio::task::Id, usize> = HashMap::new();
@@ -300,7 +315,9 @@ impl<S: Store + ?Sized + 'static> DeliveryEngine<S> {
         loop {
             let (free, queued) = {
                 let st = pool.lock();
-                let held = st.busy() + st.queue.len();
+                // Up to `slots_n` outcomes may wait for the writer before leasing slows.
+                let unwritten = pool.unwritten.load(std::sync::atomic::Ordering::Relaxed);
+                let held = st.busy() + st.queue.len() + unwritten.saturating_sub(slots_n);
                 ((slots_n + prefetch).saturating_sub(held), st.queue.len())
             };
             let mut full_batch = false;
