@@ -185,16 +185,23 @@ impl Sink for Writes {
         outcome: LeaseOutcome,
         at: DateTime<Utc>,
     ) {
-        // The writer outlives every slot (it stops when the last sender is gone).
+        // Counted before it is sent, so that the writer never counts it off first.
         self.pool
             .unwritten
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.tx.send(Write {
+        let sent = self.tx.send(Write {
             attempt,
             lease: lease.clone(),
             outcome,
             at,
         });
+        if sent.is_err() {
+            // No writer (it outlives every slot, so only after a bug): the lease expires
+            // and the delivery is attempted again.
+            self.pool
+                .unwritten
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -229,20 +236,29 @@ async fn write_loop<S: Store + ?Sized + 'static>(
             outcomes.push(write.outcome);
             now = now.max(Some(write.at));
         }
-        let store = engine.registry.store();
-        let mut failed = 0;
-        if !attempts.is_empty() && store.append_attempts(attempts).await.is_err() {
-            failed += 1;
-        }
-        if let Some(now) = now {
-            let items: Vec<(&Lease, LeaseOutcome)> =
-                leases.iter().map(|l| &**l).zip(outcomes).collect();
-            if store.finish_many(&items, now).await.is_err() {
-                failed += items.len() as u64;
+        let count = leases.len();
+        // In a task of its own, so that a store that panics costs this batch (counted as
+        // errors; its leases expire and are attempted again), not the writer.
+        let batch_engine = engine.clone();
+        let written = tokio::spawn(async move {
+            let store = batch_engine.registry.store();
+            let mut failed = 0;
+            if !attempts.is_empty() && store.append_attempts(attempts).await.is_err() {
+                failed += 1;
             }
-        }
+            if let Some(now) = now {
+                let items: Vec<(&Lease, LeaseOutcome)> =
+                    leases.iter().map(|l| &**l).zip(outcomes).collect();
+                if store.finish_many(&items, now).await.is_err() {
+                    failed += items.len() as u64;
+                }
+            }
+            failed
+        })
+        .await;
+        let failed = written.unwrap_or(count as u64);
         pool.unwritten
-            .fetch_sub(leases.len(), std::sync::atomic::Ordering::Relaxed);
+            .fetch_sub(count, std::sync::atomic::Ordering::Relaxed);
         if failed > 0 {
             pool.lock().stats.errors += failed;
         }
