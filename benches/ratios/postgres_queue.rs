@@ -310,16 +310,22 @@ async fn bare_cycle(client: &Client, st: &Statements, batch: &[Delivery]) -> usi
         .map(|r| (r.get(0), r.get(13), r.get(5)))
         .collect();
 
+    // The finishes in one transaction, in id order, as `PostgresStore::finish_many` runs them.
     let no_error: Option<&str> = None;
-    for (id, token, _payload) in &leased {
+    let mut ordered = leased.clone();
+    ordered.sort_by(|a, b| a.0.cmp(b.0));
+    let done = Utc::now();
+    client.batch_execute("BEGIN").await.expect("the bare begin");
+    for (id, token, _payload) in &ordered {
         client
-            .execute(
-                &st.finish,
-                &[id, token, &"succeeded", &no_error, &Utc::now()],
-            )
+            .execute(&st.finish, &[id, token, &"succeeded", &no_error, &done])
             .await
             .expect("the bare finish");
     }
+    client
+        .batch_execute("COMMIT")
+        .await
+        .expect("the bare commit");
     leased.len()
 }
 

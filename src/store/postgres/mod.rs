@@ -1687,6 +1687,61 @@ impl QueueStore for PostgresStore {
         Ok(n > 0)
     }
 
+    async fn finish_many(
+        &self,
+        items: &[(&Lease, LeaseOutcome)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The same statements as `finish`, in one transaction: one commit (one WAL flush)
+        // for the batch instead of one per lease. Rows go in id order, so that two batches
+        // never wait for each other's rows the other way round.
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by(|&a, &b| items[a].0.delivery.id.cmp(&items[b].0.delivery.id));
+        let mut c = self.client().await?;
+        let done = c.prepare_cached(FINISH_DONE_SQL).await.map_err(db_error)?;
+        let retry = c.prepare_cached(FINISH_RETRY_SQL).await.map_err(db_error)?;
+        let tx = c.transaction().await.map_err(db_error)?;
+        let mut held = vec![false; items.len()];
+        let mut changed = 0;
+        for i in order {
+            let (lease, outcome) = &items[i];
+            let Ok(token) = i64::try_from(lease.token) else {
+                continue; // never handed out by this backend
+            };
+            let id = lease.delivery.id.as_str();
+            let n = match outcome {
+                LeaseOutcome::Succeeded => {
+                    let state = DeliveryState::Succeeded.as_str();
+                    let error: Option<&str> = None;
+                    tx.execute(&done, &[&id, &token, &state, &error, &now])
+                        .await
+                        .map_err(db_error)?
+                }
+                LeaseOutcome::Dead { error } => {
+                    let state = DeliveryState::Dead.as_str();
+                    tx.execute(&done, &[&id, &token, &state, error, &now])
+                        .await
+                        .map_err(db_error)?
+                }
+                LeaseOutcome::Retry {
+                    next_attempt_at,
+                    error,
+                } => tx
+                    .execute(&retry, &[&id, &token, next_attempt_at, error, &now])
+                    .await
+                    .map_err(db_error)?,
+            };
+            changed += n;
+            held[i] = n > 0;
+        }
+        tx.commit().await.map_err(db_error)?;
+        self.queue_changed(changed);
+        Ok(held)
+    }
+
     async fn release(&self, lease: &Lease, due_at: DateTime<Utc>) -> StoreResult<()> {
         let Ok(token) = i64::try_from(lease.token) else {
             return Ok(());
