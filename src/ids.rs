@@ -81,21 +81,28 @@ const ID_RANDOM: usize = 22;
 /// Longest prefix of a generated id.
 const MAX_PREFIX: usize = 16;
 
-/// A generated id, made on the stack and allocated once.
-fn generated(prefix: &str) -> Result<Arc<str>, RngError> {
+/// A generated id (`prefix_` and [`ID_RANDOM`] base62 characters) handed to `make`: made on
+/// the stack when the prefix is short (every id type's is), so `make` allocates once.
+fn generated<T>(prefix: &str, make: impl FnOnce(&str) -> T) -> Result<T, RngError> {
+    let mut random = [0u8; ID_RANDOM];
+    fill_random(&mut random, BASE62)?;
+    let random = std::str::from_utf8(&random).map_err(|e| RngError(e.to_string()))?;
+    if prefix.len() > MAX_PREFIX {
+        return Ok(make(&format!("{prefix}_{random}")));
+    }
     let mut buf = [0u8; MAX_PREFIX + 1 + ID_RANDOM];
-    let p = prefix.len().min(MAX_PREFIX);
-    buf[..p].copy_from_slice(&prefix.as_bytes()[..p]);
+    let p = prefix.len();
+    buf[..p].copy_from_slice(prefix.as_bytes());
     buf[p] = b'_';
-    let end = p + 1 + ID_RANDOM;
-    fill_random(&mut buf[p + 1..end], BASE62)?;
-    let text = std::str::from_utf8(&buf[..end]).map_err(|e| RngError(e.to_string()))?;
-    Ok(Arc::from(text))
+    buf[p + 1..p + 1 + ID_RANDOM].copy_from_slice(random.as_bytes());
+    let text =
+        std::str::from_utf8(&buf[..p + 1 + ID_RANDOM]).map_err(|e| RngError(e.to_string()))?;
+    Ok(make(text))
 }
 
 /// `prefix_` and 22 base62 characters (131 bits).
 pub fn new_id(prefix: &str) -> Result<String, RngError> {
-    generated(prefix).map(|id| id.to_string())
+    generated(prefix, str::to_owned)
 }
 
 /// An inbound webhook slug: 26 lowercase base32 characters (130 bits). URL-safe, no `_`,
@@ -118,7 +125,7 @@ macro_rules! id_type {
 
             /// A new random id.
             pub fn generate() -> Result<Self, RngError> {
-                generated($prefix).map($name)
+                generated($prefix, |id: &str| $name(Arc::from(id)))
             }
 
             /// Wraps an existing id (from storage or a request path).
@@ -227,6 +234,25 @@ mod tests {
         // 22 base62 characters carry log2(62) * 22 ≈ 131 bits.
         let bits = (62f64).log2() * (a.as_str().len() - 4) as f64;
         assert!(bits >= 128.0, "{bits}");
+    }
+
+    #[test]
+    fn new_id_keeps_any_prefix_whole() {
+        for prefix in [
+            "",
+            "x",
+            "campaign",
+            "a_prefix_longer_than_sixteen",
+            "préfixe",
+        ] {
+            let id = new_id(prefix).unwrap();
+            assert_eq!(id.len(), prefix.len() + 1 + ID_RANDOM, "{id}");
+            let rest = id.strip_prefix(prefix).and_then(|r| r.strip_prefix('_'));
+            assert!(
+                rest.is_some_and(|r| r.bytes().all(|b| b.is_ascii_alphanumeric())),
+                "{id}"
+            );
+        }
     }
 
     #[test]

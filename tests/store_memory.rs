@@ -29,15 +29,7 @@ async fn checks_share_one_store() {
     for i in 0..3 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            conformance::campaigns_and_settings_versions(&*s).await;
-            conformance::inbound_webhooks_and_slugs(&*s).await;
-            conformance::endpoints_and_dead_letters(&*s).await;
-            conformance::calls_listing_and_state(&*s).await;
-            conformance::complete_call_is_atomic(&*s).await;
-            conformance::delivery_listing(&*s).await;
-            conformance::redelivery_and_kill_pending(&*s).await;
-            conformance::delivery_attempt_log(&*s).await;
-            conformance::request_log(&*s).await;
+            conformance::run_shareable(&*s).await;
             if i == 0 {
                 conformance::queue_leases(&*s).await;
             }

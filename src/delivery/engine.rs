@@ -207,19 +207,14 @@ struct EndpointCache {
 struct CacheEntry {
     fetched: Instant,
     endpoint: Arc<UnsealedEndpoint>,
-    /// The URL parsed once (POST endpoints; a GET URL changes with every payload).
-    uri: Option<http::Uri>,
-    /// The endpoint's failing state as last written.
-    failing: bool,
-    /// When a success was last written.
-    success_written: Option<DateTime<Utc>>,
+    cached: Cached,
 }
 
-/// An endpoint's health bookkeeping as the cache had it when the endpoint was taken from
-/// it (one lock per attempt instead of two).
+/// What the cache keeps beside an unsealed endpoint; an attempt takes a copy with the
+/// endpoint (one lock per attempt).
 #[derive(Debug, Clone)]
-struct Health {
-    /// The endpoint's URL, parsed (see [`CacheEntry::uri`]).
+struct Cached {
+    /// The URL parsed once (POST endpoints; a GET URL changes with every payload).
     uri: Option<http::Uri>,
     /// The endpoint's failing state as last written.
     failing: bool,
@@ -244,25 +239,17 @@ impl EndpointCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, id: &WebhookId) -> Option<(Arc<UnsealedEndpoint>, Health)> {
+    fn get(&self, id: &WebhookId) -> Option<(Arc<UnsealedEndpoint>, Cached)> {
         if self.ttl.is_zero() {
             return None;
         }
         let g = self.lock();
         g.get(id)
             .filter(|e| e.fetched.elapsed() < self.ttl)
-            .map(|e| {
-                let health = Health {
-                    uri: e.uri.clone(),
-                    failing: e.failing,
-                    success_written: e.success_written,
-                };
-                (e.endpoint.clone(), health)
-            })
+            .map(|e| (e.endpoint.clone(), e.cached.clone()))
     }
 
-    fn put(&self, id: WebhookId, endpoint: Arc<UnsealedEndpoint>) -> Health {
-        let failing = endpoint.endpoint.failing_since.is_some();
+    fn put(&self, id: WebhookId, endpoint: Arc<UnsealedEndpoint>) -> Cached {
         let uri = (endpoint.endpoint.method == HttpMethod::Post)
             .then(|| http::Uri::try_from(endpoint.endpoint.url.as_str()).ok())
             .flatten();
@@ -271,11 +258,11 @@ impl EndpointCache {
             g.clear();
         }
         let previous = g.remove(&id);
-        let health = Health {
-            uri: uri.clone(),
-            failing,
+        let cached = Cached {
+            uri,
+            failing: endpoint.endpoint.failing_since.is_some(),
             success_written: previous
-                .and_then(|p| p.success_written)
+                .and_then(|p| p.cached.success_written)
                 .or(endpoint.endpoint.last_success_at),
         };
         if !self.ttl.is_zero() {
@@ -283,14 +270,12 @@ impl EndpointCache {
                 id,
                 CacheEntry {
                     fetched: Instant::now(),
-                    uri,
-                    failing,
-                    success_written: health.success_written,
                     endpoint,
+                    cached: cached.clone(),
                 },
             );
         }
-        health
+        cached
     }
 
     fn forget(&self, id: &WebhookId) {
@@ -299,10 +284,10 @@ impl EndpointCache {
 
     /// Whether a success must be written now: the endpoint was failing, or no success was
     /// written within the TTL.
-    fn needs_success_write(&self, health: &Health, now: DateTime<Utc>) -> bool {
+    fn needs_success_write(&self, cached: &Cached, now: DateTime<Utc>) -> bool {
         self.ttl.is_zero()
-            || health.failing
-            || health
+            || cached.failing
+            || cached
                 .success_written
                 .is_none_or(|t| (now - t).to_std().unwrap_or_default() >= self.ttl)
     }
@@ -311,9 +296,9 @@ impl EndpointCache {
     fn note_health(&self, e: &crate::store::Endpoint, now: DateTime<Utc>) {
         let mut g = self.lock();
         if let Some(c) = g.get_mut(&e.id) {
-            c.failing = e.failing_since.is_some();
+            c.cached.failing = e.failing_since.is_some();
             if e.failing_since.is_none() {
-                c.success_written = Some(now);
+                c.cached.success_written = Some(now);
             }
         }
     }
@@ -427,7 +412,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         &self,
         account: &AccountId,
         id: &WebhookId,
-    ) -> Result<Result<(Arc<UnsealedEndpoint>, Health), LeaseOutcome>, DeliveryError> {
+    ) -> Result<Result<(Arc<UnsealedEndpoint>, Cached), LeaseOutcome>, DeliveryError> {
         if let Some(hit) = self.cache.get(id) {
             return Ok(Ok(hit));
         }
@@ -450,8 +435,8 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             }));
         }
         let unsealed = Arc::new(self.registry.unseal_endpoint(endpoint)?);
-        let health = self.cache.put(id.clone(), unsealed.clone());
-        Ok(Ok((unsealed, health)))
+        let cached = self.cache.put(id.clone(), unsealed.clone());
+        Ok(Ok((unsealed, cached)))
     }
 
     pub(crate) async fn attempt_leased(
@@ -462,7 +447,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         let now = self.now();
         let d = &lease.delivery;
         let attempt = d.attempts + 1;
-        let (unsealed, health) = match self.endpoint_for(&d.account, &d.endpoint_id).await {
+        let (unsealed, cached) = match self.endpoint_for(&d.account, &d.endpoint_id).await {
             Ok(Ok(u)) => u,
             Ok(Err(outcome)) => {
                 return self
@@ -487,7 +472,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         };
         let request = match self.request_for(
             &unsealed,
-            health.uri.as_ref(),
+            cached.uri.as_ref(),
             d.message_id.as_str(),
             &d.payload,
             now,
@@ -533,7 +518,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 
         let mut note = None;
         let outcome = if success {
-            if self.cache.needs_success_write(&health, now) {
+            if self.cache.needs_success_write(&cached, now) {
                 let e = self
                     .store()
                     .record_health(&d.account, &d.endpoint_id, true, now)

@@ -214,18 +214,8 @@ async fn write_loop<S: Store + ?Sized + 'static>(
     mut rx: mpsc::UnboundedReceiver<Write>,
 ) {
     let mut buf = Vec::with_capacity(WRITE_BATCH);
+    // Whatever arrived while the previous batch was being written makes the next batch.
     while rx.recv_many(&mut buf, WRITE_BATCH).await > 0 {
-        if buf.len() < WRITE_BATCH / 4 {
-            // Let the attempts that are about to finish add theirs: fewer, larger batches
-            // (and fewer wake-ups of this task) for the price of one turn of the scheduler.
-            tokio::task::yield_now().await;
-            while buf.len() < WRITE_BATCH {
-                match rx.try_recv() {
-                    Ok(write) => buf.push(write),
-                    Err(_) => break,
-                }
-            }
-        }
         let mut attempts = Vec::new();
         let mut leases = Vec::new();
         let mut outcomes = Vec::new();

@@ -18,6 +18,7 @@
 //! | [`delivery_listing`] | `delivery`, `deliveries` with every filter, duplicate ids |
 //! | [`redelivery_and_kill_pending`] | `redeliver`, `redeliver_dead_since`, `kill_pending` |
 //! | [`delivery_attempt_log`] | attempts newest first, success filter, limit, isolation |
+//! | [`batched_writes`] | `finish_many` per lease (stale ones `false`), `append_attempts` |
 //! | [`request_log`] | requests newest first per account, unknown slugs (`None`), limit |
 //! | [`endpoint_health`](crate::store::conformance::endpoint_health) | `record_health` and `disable_endpoint` touch only their fields; isolation |
 //! | [`idempotency_keys`](crate::store::conformance::idempotency_keys) | claim, in flight, done, expiry, abandon, scoping by account and webhook |
@@ -50,6 +51,9 @@
 //!   behind when it passes. It needs that nothing else is due before 2030 in the store: a
 //!   run of it that failed midway may leave such deliveries (empty the queue then), and two
 //!   runs of the suite must not share a database at the same time.
+//! - [`batched_writes`] leases from the global queue too, in the same era as
+//!   [`queue_leases`]: the two must not run side by side. It leaves nothing pending behind
+//!   when it passes.
 //! - [`request_log`] reads the global log of unknown slugs; it tells its own entries by
 //!   their random slugs.
 //!
@@ -89,6 +93,7 @@
 //! [`delivery_listing`]: crate::store::conformance::delivery_listing
 //! [`redelivery_and_kill_pending`]: crate::store::conformance::redelivery_and_kill_pending
 //! [`delivery_attempt_log`]: crate::store::conformance::delivery_attempt_log
+//! [`batched_writes`]: crate::store::conformance::batched_writes
 //! [`request_log`]: crate::store::conformance::request_log
 //! [`endpoint_health`]: crate::store::conformance::endpoint_health
 //! [`idempotency_keys`]: crate::store::conformance::idempotency_keys
@@ -141,6 +146,24 @@ where
     Fut: Future<Output = S>,
 {
     crate::__store_conformance_for_each_check!(__store_conformance_run_each, factory);
+}
+
+/// The checks that can run side by side on one store (every one but [`queue_leases`] and
+/// [`batched_writes`], which lease from the global queue), one after another. Backends'
+/// tests run it from several tasks at once against one database, as several services
+/// sharing it would.
+pub async fn run_shareable<S: Store + ?Sized>(store: &S) {
+    campaigns_and_settings_versions(store).await;
+    inbound_webhooks_and_slugs(store).await;
+    endpoints_and_dead_letters(store).await;
+    calls_listing_and_state(store).await;
+    complete_call_is_atomic(store).await;
+    delivery_listing(store).await;
+    redelivery_and_kill_pending(store).await;
+    delivery_attempt_log(store).await;
+    request_log(store).await;
+    endpoint_health(store).await;
+    idempotency_keys(store).await;
 }
 
 /// Generates one `#[tokio::test]` per conformance check, each running on a fresh store.
@@ -2723,6 +2746,11 @@ pub async fn batched_writes<S: Store + ?Sized>(store: &S) {
         vec![x2, x3, x1],
         "append_attempts() appends every entry; listed newest first"
     );
+    // Leave nothing due in [`queue_leases`]'s era (d2 is pending, retrying).
+    store
+        .kill_pending(&a, &e.id, "conformance cleanup", q + secs(8))
+        .await
+        .expect("kill_pending");
 }
 
 /// The request log: an account's requests newest first (by `at`, also when appended out of

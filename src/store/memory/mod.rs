@@ -2,7 +2,7 @@
 //! persistence. One mutex guards everything; no lock is held across an `await`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,10 +34,9 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Shared records: a read copies the `Arc` under the lock and the record after it.
-    campaigns: HashMap<CampaignId, Arc<Campaign>>,
+    campaigns: HashMap<CampaignId, Campaign>,
     versions: HashMap<(CampaignId, u32), SettingsVersion>,
-    inbound: HashMap<WebhookId, Arc<InboundWebhook>>,
+    inbound: HashMap<WebhookId, InboundWebhook>,
     slugs: HashMap<String, WebhookId>,
     endpoints: HashMap<WebhookId, Endpoint>,
     /// Boxed: a growing map moves pointers, not records, when it rehashes.
@@ -87,10 +86,10 @@ impl MemoryStore {
         };
         g.campaigns
             .values()
-            .for_each(|c| push(serde_json::to_string(&**c)));
+            .for_each(|c| push(serde_json::to_string(c)));
         g.inbound
             .values()
-            .for_each(|c| push(serde_json::to_string(&**c)));
+            .for_each(|c| push(serde_json::to_string(c)));
         g.endpoints
             .values()
             .for_each(|c| push(serde_json::to_string(c)));
@@ -127,10 +126,25 @@ fn owned<'a, T>(
 /// Inserts into a log kept newest first by time (an entry appended late with an earlier
 /// time goes where its time puts it; among equal times the later appended comes first), so
 /// that listing and retention go by time, as a backend ordering by the timestamp does.
-fn insert_newest_first<T>(log: &mut VecDeque<T>, entry: T, at: impl Fn(&T) -> DateTime<Utc>) {
+///
+/// Keeps at most `cap` entries and returns the one that fell out, for the caller to drop
+/// after releasing the lock.
+fn push_bounded<T>(
+    log: &mut VecDeque<T>,
+    entry: T,
+    at: impl Fn(&T) -> DateTime<Utc>,
+    cap: usize,
+) -> Option<T> {
     let when = at(&entry);
     let pos = log.iter().position(|e| at(e) <= when).unwrap_or(log.len());
     log.insert(pos, entry);
+    let evicted = if log.len() > cap {
+        log.pop_back()
+    } else {
+        None
+    };
+    log.truncate(cap);
+    evicted
 }
 
 impl Inner {
@@ -181,7 +195,6 @@ impl Inner {
 #[async_trait]
 impl WebhookStore for MemoryStore {
     async fn insert_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
-        let record = Arc::new(campaign.clone());
         let mut g = self.lock();
         if g.campaigns.contains_key(campaign.id.as_str()) {
             return Err(StoreError::Conflict(format!(
@@ -191,27 +204,23 @@ impl WebhookStore for MemoryStore {
         }
         let v = campaign.current_version();
         g.versions.insert((campaign.id.clone(), v.version), v);
-        g.campaigns.insert(campaign.id.clone(), record);
+        g.campaigns.insert(campaign.id.clone(), campaign.clone());
         Ok(())
     }
 
     async fn campaign(&self, account: &AccountId, id: &CampaignId) -> StoreResult<Campaign> {
-        let shared = {
-            let g = self.lock();
-            owned(
-                &g.campaigns,
-                id.as_str(),
-                account,
-                |c| &c.account,
-                "campaign",
-            )
-            .cloned()
-        };
-        shared.map(|c| (*c).clone())
+        let g = self.lock();
+        owned(
+            &g.campaigns,
+            id.as_str(),
+            account,
+            |c| &c.account,
+            "campaign",
+        )
+        .cloned()
     }
 
     async fn update_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
-        let record = Arc::new(campaign.clone());
         let mut g = self.lock();
         owned(
             &g.campaigns,
@@ -224,7 +233,7 @@ impl WebhookStore for MemoryStore {
         g.versions
             .entry(key)
             .or_insert_with(|| campaign.current_version());
-        g.campaigns.insert(campaign.id.clone(), record);
+        g.campaigns.insert(campaign.id.clone(), campaign.clone());
         Ok(())
     }
 
@@ -234,7 +243,7 @@ impl WebhookStore for MemoryStore {
             .campaigns
             .values()
             .filter(|c| &c.account == account)
-            .map(|c| (**c).clone())
+            .cloned()
             .collect();
         v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(v)
@@ -263,7 +272,6 @@ impl WebhookStore for MemoryStore {
     }
 
     async fn insert_inbound(&self, webhook: &InboundWebhook) -> StoreResult<()> {
-        let record = Arc::new(webhook.clone());
         let mut g = self.lock();
         if g.slugs.contains_key(&webhook.slug) {
             return Err(StoreError::Conflict("slug is taken".into()));
@@ -275,38 +283,31 @@ impl WebhookStore for MemoryStore {
             )));
         }
         g.slugs.insert(webhook.slug.clone(), webhook.id.clone());
-        g.inbound.insert(webhook.id.clone(), record);
+        g.inbound.insert(webhook.id.clone(), webhook.clone());
         Ok(())
     }
 
     async fn inbound(&self, account: &AccountId, id: &WebhookId) -> StoreResult<InboundWebhook> {
-        let shared = {
-            let g = self.lock();
-            owned(
-                &g.inbound,
-                id.as_str(),
-                account,
-                |w| &w.account,
-                "inbound webhook",
-            )
-            .cloned()
-        };
-        shared.map(|w| (*w).clone())
+        let g = self.lock();
+        owned(
+            &g.inbound,
+            id.as_str(),
+            account,
+            |w| &w.account,
+            "inbound webhook",
+        )
+        .cloned()
     }
 
     async fn inbound_by_slug(&self, slug: &str) -> StoreResult<Option<InboundWebhook>> {
-        let shared = {
-            let g = self.lock();
-            g.slugs
-                .get(slug)
-                .and_then(|id| g.inbound.get(id.as_str()))
-                .cloned()
-        };
-        Ok(shared.map(|w| (*w).clone()))
+        let g = self.lock();
+        Ok(g.slugs
+            .get(slug)
+            .and_then(|id| g.inbound.get(id.as_str()))
+            .cloned())
     }
 
     async fn update_inbound(&self, webhook: &InboundWebhook) -> StoreResult<()> {
-        let record = Arc::new(webhook.clone());
         let mut g = self.lock();
         let old = owned(
             &g.inbound,
@@ -323,7 +324,7 @@ impl WebhookStore for MemoryStore {
             g.slugs.remove(&old.slug);
             g.slugs.insert(webhook.slug.clone(), webhook.id.clone());
         }
-        g.inbound.insert(webhook.id.clone(), record);
+        g.inbound.insert(webhook.id.clone(), webhook.clone());
         Ok(())
     }
 
@@ -351,7 +352,7 @@ impl WebhookStore for MemoryStore {
             .inbound
             .values()
             .filter(|w| &w.account == account)
-            .map(|w| (**w).clone())
+            .cloned()
             .collect();
         v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(v)
@@ -735,10 +736,7 @@ impl LogStore for MemoryStore {
                     Some(log) => log,
                     None => g.attempts.entry(attempt.endpoint_id.clone()).or_default(),
                 };
-                insert_newest_first(log, attempt, |a| a.at);
-                while log.len() > cap {
-                    evicted.extend(log.pop_back());
-                }
+                evicted.extend(push_bounded(log, attempt, |a| a.at, cap));
             }
         }
         // Freed after the lock is released.
@@ -776,14 +774,7 @@ impl LogStore for MemoryStore {
                 Some(log) => log,
                 None => g.requests.entry(entry.account.clone()).or_default(),
             };
-            insert_newest_first(log, entry, |e| e.at);
-            let evicted = if log.len() > cap {
-                log.pop_back()
-            } else {
-                None
-            };
-            log.truncate(cap);
-            evicted
+            push_bounded(log, entry, |e| e.at, cap)
         };
         drop(evicted);
         Ok(())

@@ -954,6 +954,10 @@ fn insert_deliveries_ctes(first: usize, where_clause: &str) -> String {
     )
 }
 
+/// `inbound_by_slug`, which every inbound request runs: built once.
+static BY_SLUG_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {INBOUND_COLS} FROM inbound_webhooks WHERE slug = $1"));
+
 static ENQUEUE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH {} SELECT count(*) FROM d",
@@ -1225,8 +1229,7 @@ impl WebhookStore for PostgresStore {
     }
 
     async fn inbound_by_slug(&self, slug: &str) -> StoreResult<Option<InboundWebhook>> {
-        let sql = format!("SELECT {INBOUND_COLS} FROM inbound_webhooks WHERE slug = $1");
-        self.query_opt(&sql, &[&slug])
+        self.query_opt(&BY_SLUG_SQL, &[&slug])
             .await?
             .map(|r| inbound_row(&r))
             .transpose()

@@ -367,30 +367,35 @@ fn finish_row(
     outcome: LeaseOutcome,
     now: DateTime<Utc>,
 ) -> DbResult<bool> {
-    const CLEAR: &str = "attempts = attempts + 1, lease_token = NULL, lease_until = NULL";
-    const HELD: &str = "WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'";
+    // Spelled out whole: this runs for every finished attempt (no `format!` per call).
+    const DONE: &str = "UPDATE deliveries SET state = 'succeeded', last_error = NULL, \
+        updated_at = ?3, attempts = attempts + 1, lease_token = NULL, lease_until = NULL \
+        WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'";
+    const RETRY: &str = "UPDATE deliveries SET next_attempt_at = ?3, due_at = ?3, \
+        last_error = ?4, updated_at = ?5, attempts = attempts + 1, lease_token = NULL, \
+        lease_until = NULL WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'";
+    const DEAD: &str = "UPDATE deliveries SET state = 'dead', last_error = ?3, \
+        updated_at = ?4, attempts = attempts + 1, lease_token = NULL, lease_until = NULL \
+        WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'";
     let n = match outcome {
-        LeaseOutcome::Succeeded => conn
-            .prepare_cached(&format!(
-                "UPDATE deliveries SET state = 'succeeded', last_error = NULL, \
-                 updated_at = ?3, {CLEAR} {HELD}"
-            ))?
-            .execute(params![id, token, ts(now)])?,
+        LeaseOutcome::Succeeded => {
+            conn.prepare_cached(DONE)?
+                .execute(params![id, token, ts(now)])?
+        }
         LeaseOutcome::Retry {
             next_attempt_at,
             error,
-        } => conn
-            .prepare_cached(&format!(
-                "UPDATE deliveries SET next_attempt_at = ?3, due_at = ?3, \
-                 last_error = ?4, updated_at = ?5, {CLEAR} {HELD}"
-            ))?
-            .execute(params![id, token, ts(next_attempt_at), error, ts(now)])?,
-        LeaseOutcome::Dead { error } => conn
-            .prepare_cached(&format!(
-                "UPDATE deliveries SET state = 'dead', last_error = ?3, \
-                 updated_at = ?4, {CLEAR} {HELD}"
-            ))?
-            .execute(params![id, token, error, ts(now)])?,
+        } => conn.prepare_cached(RETRY)?.execute(params![
+            id,
+            token,
+            ts(next_attempt_at),
+            error,
+            ts(now)
+        ])?,
+        LeaseOutcome::Dead { error } => {
+            conn.prepare_cached(DEAD)?
+                .execute(params![id, token, error, ts(now)])?
+        }
     };
     Ok(n > 0)
 }

@@ -44,6 +44,11 @@ fn campaign_row(row: &Row<'_>) -> rusqlite::Result<Campaign> {
 const INBOUND_COLS: &str =
     "id, account, slug, campaign_id, enabled, response_endpoint, created_at, updated_at";
 
+/// `inbound_by_slug`, which every inbound request runs: built once.
+static BY_SLUG_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {INBOUND_COLS} FROM inbound_webhooks WHERE slug = ?1")
+});
+
 fn inbound_row(row: &Row<'_>) -> rusqlite::Result<InboundWebhook> {
     Ok(InboundWebhook {
         id: WebhookId::new(row.get::<_, String>(0)?),
@@ -284,9 +289,8 @@ impl WebhookStore for SqliteStore {
     async fn inbound_by_slug(&self, slug: &str) -> StoreResult<Option<InboundWebhook>> {
         let slug = slug.to_owned();
         self.run(move |conn, _| {
-            let sql = format!("SELECT {INBOUND_COLS} FROM inbound_webhooks WHERE slug = ?1");
             Ok(conn
-                .prepare_cached(&sql)?
+                .prepare_cached(&BY_SLUG_SQL)?
                 .query_row([slug.as_str()], inbound_row)
                 .optional()?)
         })
