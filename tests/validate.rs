@@ -246,6 +246,32 @@ fn null_optional_fields_are_absent_and_escapes_work() {
 }
 
 #[test]
+fn bodies_that_are_not_utf8_are_malformed_wherever_the_bad_byte_is() {
+    // In a field the call uses, in a key that is ignored, in a value that is only skipped:
+    // JSON text is UTF-8, so each is refused, saying where the bad byte is.
+    let cases: [(&str, &[u8]); 3] = [
+        (r##""note":"#""##, b"\xff"),
+        (r##""x#":1"##, b"\xc3"),
+        (r##""x":["#"]"##, b"\xe2\x82"),
+    ];
+    for (field, bad) in cases {
+        let text = format!(
+            r#"{{"type":"calls.execute","data":{{"phoneNumber":"+15551234567",{field}}}}}"#
+        );
+        let offset = text.find('#').unwrap();
+        let mut body = text[..offset].as_bytes().to_vec();
+        body.extend_from_slice(bad);
+        body.extend_from_slice(text[offset + 1..].as_bytes());
+        let err = parse_calls_execute(&body, &ParseOptions::default()).unwrap_err();
+        assert_eq!(err.code(), "malformed_json", "{err}");
+        assert!(
+            err.to_string().contains(&format!("offset {offset}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn national_numbers_need_a_default_country() {
     let body = br#"{"type":"calls.execute","data":{"phoneNumber":"(555) 123-4567"}}"#;
     assert_eq!(

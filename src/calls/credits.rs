@@ -1,6 +1,6 @@
 //! Calling credits, checked before a call is placed and debited by its `tokensConsumed`.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;

@@ -201,7 +201,7 @@ impl<S: ?Sized> std::fmt::Debug for DeliveryEngine<S> {
 /// Unsealed endpoints reused between attempts, and when each last had its health written.
 struct EndpointCache {
     ttl: Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<WebhookId, CacheEntry>>,
+    entries: std::sync::Mutex<foldhash::HashMap<WebhookId, CacheEntry>>,
 }
 
 struct CacheEntry {
@@ -233,7 +233,7 @@ impl EndpointCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<WebhookId, CacheEntry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, foldhash::HashMap<WebhookId, CacheEntry>> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -79,7 +79,7 @@ struct PoolState {
     /// The lease each slot is attempting, so that a stopped slot's lease can be released.
     running: Vec<Option<Arc<Lease>>>,
     /// Leases queued or running per endpoint.
-    per_endpoint: HashMap<WebhookId, usize>,
+    per_endpoint: foldhash::HashMap<WebhookId, usize>,
     stats: WorkerStats,
     closed: bool,
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 
 use crate::calls::{CallService, CallsError, PlaceOutcome};
@@ -240,12 +240,16 @@ impl<S: Store + ?Sized> InboundHandler<S> {
 
     /// Handles a request whose path is `/{slug}`.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
-        let slug = req.uri().path().trim_start_matches('/').to_owned();
-        self.handle_slug(&slug, req).await
+        let slug = req.uri().path().trim_start_matches('/');
+        self.respond(slug, &req).await
     }
 
     /// Handles a request for `slug`, for routers that extract the slug themselves.
     pub async fn handle_slug(&self, slug: &str, req: Request<Bytes>) -> Response<Bytes> {
+        self.respond(slug, &req).await
+    }
+
+    async fn respond(&self, slug: &str, req: &Request<Bytes>) -> Response<Bytes> {
         let now = self.clock.now();
         let plausible = !slug.is_empty()
             && slug.len() <= MAX_SLUG_LEN
@@ -260,9 +264,9 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         } else {
             None
         };
-        let shown_slug = (!slug.is_empty()).then(|| slug.chars().take(MAX_SLUG_LEN).collect());
+        let shown_slug = (!slug.is_empty()).then(|| shown(slug).to_owned());
         let handled = match &webhook {
-            Some(w) if w.enabled => self.handle_known(w, &req, now).await,
+            Some(w) if w.enabled => self.handle_known(w, req, now).await,
             _ => Handled::error(InboundError::not_found(), Vec::new()),
         };
         let entry = RequestLogEntry {
@@ -445,9 +449,23 @@ impl<S: Store + ?Sized> InboundHandler<S> {
     }
 }
 
+/// The first [`MAX_SLUG_LEN`] characters of a requested slug, as the log shows it.
+fn shown(slug: &str) -> &str {
+    if slug.len() <= MAX_SLUG_LEN {
+        return slug;
+    }
+    match slug.char_indices().nth(MAX_SLUG_LEN) {
+        Some((end, _)) => &slug[..end],
+        None => slug,
+    }
+}
+
+/// The `Idempotency-Key` header's name.
+static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
 /// The `Idempotency-Key` header: at most 255 visible ASCII characters.
 fn idempotency_key(req: &Request<Bytes>) -> Result<Option<String>, InboundError> {
-    let Some(v) = req.headers().get("idempotency-key") else {
+    let Some(v) = req.headers().get(&IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
     let bad = || {

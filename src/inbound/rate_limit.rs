@@ -1,6 +1,6 @@
 //! A token bucket per inbound webhook.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};

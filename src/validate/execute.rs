@@ -320,7 +320,15 @@ fn parse_into(
     options: &ParseOptions,
     state: &mut State,
 ) -> Result<(CallsExecute, PhoneNumber), ExecuteError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // JSON text is UTF-8 (RFC 8259 §8.1): check the whole body once, so that the parser
+    // reads a `str` and skips checking each string again (also strings it only skips).
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ExecuteError::MalformedJson(format!(
+            "the body is not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let top = match (TopSeed { state: &mut *state }).deserialize(&mut de) {
         Ok(top) => top,
         Err(e) => {

@@ -10,7 +10,9 @@
 //! - The due index orders row numbers, not ids, by (due time, row): equal times come out
 //!   in the order they were enqueued.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 

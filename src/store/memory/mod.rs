@@ -1,7 +1,9 @@
 //! The in-memory backend: always compiled, for tests, demos and embedding without
 //! persistence. One mutex guards everything; no lock is held across an `await`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashSet, HashSetExt};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
