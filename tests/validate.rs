@@ -259,9 +259,9 @@ fn bodies_that_are_not_utf8_are_malformed_wherever_the_bad_byte_is() {
             r#"{{"type":"calls.execute","data":{{"phoneNumber":"+15551234567",{field}}}}}"#
         );
         let offset = text.find('#').unwrap();
-        let mut body = text[..offset].as_bytes().to_vec();
+        let mut body = text.as_bytes()[..offset].to_vec();
         body.extend_from_slice(bad);
-        body.extend_from_slice(text[offset + 1..].as_bytes());
+        body.extend_from_slice(&text.as_bytes()[offset + 1..]);
         let err = parse_calls_execute(&body, &ParseOptions::default()).unwrap_err();
         assert_eq!(err.code(), "malformed_json", "{err}");
         assert!(
@@ -346,6 +346,158 @@ proptest! {
                 prop_assert_eq!(p.ignored.len(), ignored_keys(&body).len());
             }
             Err(e) => prop_assert!(e.http_status() == 400 || e.http_status() == 422),
+        }
+    }
+}
+
+// The parser reads JSON itself (one pass, strings borrowed): serde_json is the oracle for
+// what is JSON. Bodies are generated around the documented shape, rendered compact or
+// pretty, then often broken by one edit.
+
+/// A JSON value for the generated bodies: scalars, strings with every kind of escape,
+/// numbers of every syntax, nested arrays and objects.
+fn json_value() -> impl Strategy<Value = String> {
+    let string = proptest::collection::vec(
+        prop_oneof![
+            Just("a"),
+            Just("Jane"),
+            Just("é"),
+            Just("😀"),
+            Just(" "),
+            Just("\\n"),
+            Just("\\\""),
+            Just("\\\\"),
+            Just("\\/"),
+            Just("\\u00e9"),
+            Just("\\u0000"),
+            Just("\\ud83d\\ude00"),
+            Just("+15551234567"),
+        ],
+        0..6,
+    )
+    .prop_map(|parts| format!("\"{}\"", parts.concat()));
+    let number = prop_oneof![
+        Just("0"),
+        Just("-1"),
+        Just("12.5"),
+        Just("1e3"),
+        Just("-0.25E-2"),
+        Just("15551234567"),
+    ]
+    .prop_map(str::to_owned);
+    let leaf = prop_oneof![
+        string,
+        number,
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just("false".to_owned()),
+    ];
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4)
+                .prop_map(|items| format!("[{}]", items.join(","))),
+            proptest::collection::vec((json_key(), inner), 0..4).prop_map(|entries| {
+                let fields: Vec<String> = entries
+                    .into_iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }),
+        ]
+    })
+}
+
+/// Keys: the documented ones (so duplicates happen), snake_case ones, others.
+fn json_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::sample::select(
+            atllas_webhooks::model::Contact::FIELDS
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+        ),
+        Just("phone_number".to_owned()),
+        Just("type".to_owned()),
+        Just("data".to_owned()),
+        Just("phone\\u004eumber".to_owned()),
+        "[a-z]{1,6}",
+    ]
+}
+
+/// A body: mostly the documented shape with generated fields, sometimes any value.
+fn json_body() -> impl Strategy<Value = String> {
+    let data = proptest::collection::vec((json_key(), json_value()), 0..6).prop_map(|fields| {
+        let mut out = vec![r#""phoneNumber":"+15551234567""#.to_owned()];
+        out.extend(fields.into_iter().map(|(k, v)| format!("\"{k}\":{v}")));
+        format!("{{{}}}", out.join(","))
+    });
+    prop_oneof![
+        4 => data.prop_map(|d| format!(r#"{{"type":"calls.execute","data":{d}}}"#)),
+        1 => json_value(),
+    ]
+}
+
+/// One edit that usually breaks the text: a byte replaced, removed or inserted.
+fn edit() -> impl Strategy<Value = Option<(usize, u8, u8)>> {
+    let byte = prop_oneof![
+        proptest::sample::select(b"{}[],:\"\\ \n0123456789.eE-+ntfu\x01".to_vec()),
+        any::<u8>(),
+    ];
+    proptest::option::weighted(0.6, (any::<usize>(), 0u8..3, byte))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn the_parser_reads_json_as_serde_json_does(
+        body in json_body(),
+        pretty in any::<bool>(),
+        edit in edit(),
+    ) {
+        let mut bytes = if pretty {
+            // Reformat when it is JSON: whitespace everywhere it may be.
+            serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or(body)
+                .into_bytes()
+        } else {
+            body.into_bytes()
+        };
+        if let Some((at, op, byte)) = edit {
+            let at = at % (bytes.len() + 1);
+            match op {
+                0 if at < bytes.len() => bytes[at] = byte,
+                1 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, byte),
+            }
+        }
+        let oracle = serde_json::from_slice::<serde_json::Value>(&bytes);
+        let ours = parse_calls_execute(&bytes, &ParseOptions::default());
+        match (&oracle, &ours) {
+            // JSON: never malformed; a refusal has its own code.
+            (Ok(_), Err(e)) => prop_assert_ne!(e.code(), "malformed_json", "{}", String::from_utf8_lossy(&bytes)),
+            // Not JSON: malformed, unless a repeated or unusable field came first (the
+            // parser stops at the first problem, as it did on serde_json).
+            (Err(_), Err(e)) => prop_assert!(
+                ["malformed_json", "duplicate_key", "invalid_field_type", "field_too_long"].contains(&e.code()),
+                "{} for {}", e.code(), String::from_utf8_lossy(&bytes)
+            ),
+            (Err(_), Ok(_)) => prop_assert!(false, "accepted non-JSON {}", String::from_utf8_lossy(&bytes)),
+            (Ok(value), Ok(parsed)) => {
+                // Accepted: every documented field holds what serde_json read.
+                let data = &value["data"];
+                let back = serde_json::to_value(&parsed.request.data).unwrap();
+                for f in atllas_webhooks::model::Contact::FIELDS {
+                    if f == "phoneNumber" {
+                        continue;
+                    }
+                    prop_assert_eq!(back.get(f), data.get(f).filter(|v| !v.is_null()), "{}", f);
+                }
+            }
         }
     }
 }

@@ -2,9 +2,7 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-
+use super::json::{Reader, Scalar, SyntaxError};
 use super::phone::{CountryCode, E164_HINT, PhoneError, PhoneNumber};
 use crate::model::{CallsExecute, Contact};
 
@@ -320,27 +318,25 @@ fn parse_into(
     options: &ParseOptions,
     state: &mut State,
 ) -> Result<(CallsExecute, PhoneNumber), ExecuteError> {
-    // JSON text is UTF-8 (RFC 8259 §8.1): check the whole body once, so that the parser
-    // reads a `str` and skips checking each string again (also strings it only skips).
+    // JSON text is UTF-8 (RFC 8259 §8.1): check the whole body once; the reader then works
+    // on text and never checks a string again.
     let text = std::str::from_utf8(body).map_err(|e| {
         ExecuteError::MalformedJson(format!(
             "the body is not UTF-8 (invalid byte at offset {})",
             e.valid_up_to()
         ))
     })?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let top = match (TopSeed { state: &mut *state }).deserialize(&mut de) {
-        Ok(top) => top,
-        Err(e) => {
-            return Err(state
-                .error
-                .take()
-                .unwrap_or_else(|| ExecuteError::MalformedJson(e.to_string())));
-        }
+    let mut reader = Reader::new(text);
+    let top = read_top(&mut reader, state).and_then(|top| {
+        reader.end()?;
+        Ok(top)
+    });
+    let Top { type_seen, data } = match top {
+        Ok(Some(top)) => top,
+        Ok(None) => return Err(ExecuteError::NotAnObject),
+        Err(Stop::Syntax(e)) => return Err(ExecuteError::MalformedJson(e.to_string())),
+        Err(Stop::Refused(e)) => return Err(e),
     };
-    de.end()
-        .map_err(|e| ExecuteError::MalformedJson(e.to_string()))?;
-    let Top { type_seen, data } = top.ok_or(ExecuteError::NotAnObject)?;
     match type_seen {
         None => return Err(ExecuteError::MissingType),
         Some(Err(found)) => return Err(ExecuteError::WrongType(found)),
@@ -368,26 +364,28 @@ fn parse_into(
 
 #[derive(Default)]
 struct State {
-    /// The documented fields of `data` but the phone number, filled in place (a `Contact`
-    /// is large: passing it back up through the visitors' results would copy it each time).
+    /// The documented fields of `data` but the phone number, filled in place.
     contact: Contact,
     /// `data.phoneNumber` as sent.
     phone: Option<String>,
     ignored: Vec<IgnoredKey>,
-    /// A structured error found inside the visitor; the serde error that aborts the parse
-    /// is then only a carrier.
-    error: Option<ExecuteError>,
 }
 
-impl State {
-    fn fail<E: de::Error>(&mut self, e: ExecuteError) -> E {
-        let msg = e.to_string();
-        self.error = Some(e);
-        E::custom(msg)
+/// What ends reading early: text that is not JSON, or JSON that is refused on the spot (a
+/// repeated key, a field of the wrong type or too long) without reading further, so the
+/// first problem in the body is the one reported.
+enum Stop {
+    Syntax(SyntaxError),
+    Refused(ExecuteError),
+}
+
+impl From<SyntaxError> for Stop {
+    fn from(e: SyntaxError) -> Self {
+        Stop::Syntax(e)
     }
 }
 
-/// `Some(Top)` for an object, `None` for any other JSON value.
+/// The top level as read: `type` and `data` as found.
 struct Top {
     /// `Some(Ok)` for `"calls.execute"`, `Some(Err(what))` for anything else.
     type_seen: Option<Result<(), String>>,
@@ -396,148 +394,102 @@ struct Top {
     data: Option<Result<(), &'static str>>,
 }
 
-struct TopSeed<'s> {
-    state: &'s mut State,
-}
-
-impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
-    type Value = Option<Top>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
+/// The body's value: `Some(Top)` for an object, `None` (read past) for any other value.
+fn read_top(r: &mut Reader<'_>, state: &mut State) -> Result<Option<Top>, Stop> {
+    if !r.begin_object()? {
+        r.skip()?;
+        return Ok(None);
     }
-}
-
-/// Consumes any JSON value that is not an object and says which type it was.
-macro_rules! non_object_visits {
-    ($ret:expr) => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($ret("boolean"))
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($ret("number"))
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($ret("number"))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($ret("number"))
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Ok($ret("string"))
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok($ret("null"))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<Skip>()?.is_some() {}
-            Ok($ret("array"))
-        }
+    let mut top = Top {
+        type_seen: None,
+        data: None,
     };
+    let mut first = true;
+    while let Some(key) = r.next_key(&mut first)? {
+        match &*key {
+            "type" => {
+                if top.type_seen.is_some() {
+                    return Err(Stop::Refused(ExecuteError::DuplicateKey("type".into())));
+                }
+                top.type_seen = Some(match r.scalar()? {
+                    Scalar::Str(s) if s == CallsExecute::TYPE => Ok(()),
+                    Scalar::Str(s) => Err(format!("{:?}", cut(&s))),
+                    Scalar::Null => Err("null".into()),
+                    Scalar::Other(kind) => Err(format!("a {kind}")),
+                });
+            }
+            "data" => {
+                if top.data.is_some() {
+                    return Err(Stop::Refused(ExecuteError::DuplicateKey("data".into())));
+                }
+                top.data = Some(read_data(r, state)?);
+            }
+            other => {
+                state.ignored.push(ignored_top_key(other));
+                r.skip()?;
+            }
+        }
+    }
+    Ok(Some(top))
 }
 
-impl<'de> Visitor<'de> for TopSeed<'_> {
-    type Value = Option<Top>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
+/// `data`: its documented fields into the [`State`], or the JSON type it has instead of
+/// being an object.
+fn read_data(r: &mut Reader<'_>, state: &mut State) -> Result<Result<(), &'static str>, Stop> {
+    if !r.begin_object()? {
+        return Ok(Err(r.skip()?));
     }
-
-    non_object_visits!(|_| None);
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut top = Top {
-            type_seen: None,
-            data: None,
+    let mut seen: u16 = 0;
+    let mut first = true;
+    while let Some(key) = r.next_key(&mut first)? {
+        let Some(idx) = field_index(&key) else {
+            state.ignored.push(ignored_data_key(&key));
+            r.skip()?;
+            continue;
         };
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match key.as_str() {
-                "type" => {
-                    if top.type_seen.is_some() {
-                        return Err(self.state.fail(ExecuteError::DuplicateKey("type".into())));
-                    }
-                    let v = map.next_value::<Scalar<'de>>()?;
-                    top.type_seen = Some(match v {
-                        Scalar::Str(s) if s.as_str() == CallsExecute::TYPE => Ok(()),
-                        Scalar::Str(s) => Err(format!("{:?}", cut(s.as_str()))),
-                        Scalar::Null => Err("null".into()),
-                        Scalar::Other(kind) => Err(format!("a {kind}")),
-                    });
-                }
-                "data" => {
-                    if top.data.is_some() {
-                        return Err(self.state.fail(ExecuteError::DuplicateKey("data".into())));
-                    }
-                    top.data = Some(map.next_value_seed(DataSeed {
-                        state: &mut *self.state,
-                    })?);
-                }
-                other => {
-                    self.state.ignored.push(ignored_top_key(other));
-                    map.next_value::<Skip>()?;
-                }
-            }
+        let field = Contact::FIELDS[idx];
+        if seen & (1 << idx) != 0 {
+            return Err(Stop::Refused(ExecuteError::DuplicateKey(format!(
+                "data.{field}"
+            ))));
         }
-        Ok(Some(top))
-    }
-}
-
-struct DataSeed<'s> {
-    state: &'s mut State,
-}
-
-type DataResult = Result<(), &'static str>;
-
-impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
-    type Value = DataResult;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DataSeed<'_> {
-    type Value = DataResult;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    non_object_visits!(Err);
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut seen: u16 = 0;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            let k = key.as_str();
-            let Some(idx) = Contact::FIELDS.iter().position(|f| *f == k) else {
-                self.state.ignored.push(ignored_data_key(k));
-                map.next_value::<Skip>()?;
-                continue;
-            };
-            let field = Contact::FIELDS[idx];
-            if seen & (1 << idx) != 0 {
-                return Err(self
-                    .state
-                    .fail(ExecuteError::DuplicateKey(format!("data.{field}"))));
+        seen |= 1 << idx;
+        let value = match r.scalar()? {
+            Scalar::Str(s) if s.len() > max_field_len(field) => {
+                let (len, max) = (s.len(), max_field_len(field));
+                return Err(Stop::Refused(ExecuteError::FieldTooLong {
+                    field,
+                    len,
+                    max,
+                }));
             }
-            seen |= 1 << idx;
-            let value = match map.next_value::<Scalar<'de>>()? {
-                Scalar::Str(s) if s.as_str().len() > max_field_len(field) => {
-                    let (len, max) = (s.as_str().len(), max_field_len(field));
-                    return Err(self
-                        .state
-                        .fail(ExecuteError::FieldTooLong { field, len, max }));
-                }
-                Scalar::Str(s) => Some(s.into_string()),
-                Scalar::Null => None,
-                Scalar::Other(found) => {
-                    return Err(self
-                        .state
-                        .fail(ExecuteError::WrongFieldType { field, found }));
-                }
-            };
-            *field_slot(self.state, idx) = value;
-        }
-        Ok(Ok(()))
+            Scalar::Str(s) => Some(s.into_owned()),
+            Scalar::Null => None,
+            Scalar::Other(found) => {
+                return Err(Stop::Refused(ExecuteError::WrongFieldType { field, found }));
+            }
+        };
+        *field_slot(state, idx) = value;
     }
+    Ok(Ok(()))
+}
+
+/// The index of a documented field in [`Contact::FIELDS`].
+fn field_index(key: &str) -> Option<usize> {
+    Some(match key {
+        "phoneNumber" => 0,
+        "firstName" => 1,
+        "lastName" => 2,
+        "email" => 3,
+        "companyName" => 4,
+        "note" => 5,
+        "address1" => 6,
+        "address2" => 7,
+        "city" => 8,
+        "state" => 9,
+        "zipCode" => 10,
+        _ => return None,
+    })
 }
 
 /// Where the value of `Contact::FIELDS[idx]` goes.
@@ -558,153 +510,17 @@ fn field_slot(state: &mut State, idx: usize) -> &mut Option<String> {
     }
 }
 
-/// A key, borrowed from the input when it has no escapes.
-enum Key<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
-
-impl Key<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Key::Borrowed(s) => s,
-            Key::Owned(s) => s,
-        }
-    }
-
-    fn into_string(self) -> String {
-        match self {
-            Key::Borrowed(s) => s.to_owned(),
-            Key::Owned(s) => s,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key::Borrowed(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key::Owned(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key::Owned(v))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// A field value: a string, null, or the name of another JSON type (whose content is
-/// skipped).
-enum Scalar<'de> {
-    Str(Key<'de>),
-    Null,
-    Other(&'static str),
-}
-
-impl<'de> Deserialize<'de> for Scalar<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Scalar<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Key::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Key::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Key::Owned(v)))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Scalar::Null)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Scalar::Null)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Scalar::Other("boolean"))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Scalar::Other("number"))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Scalar::Other("number"))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Scalar::Other("number"))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<Skip>()?.is_some() {}
-                Ok(Scalar::Other("array"))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, Skip>()?.is_some() {}
-                Ok(Scalar::Other("object"))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// Skips any JSON value without keeping it. Unlike `IgnoredAny` it goes through
-/// `deserialize_any`, so serde_json's nesting limit (128) applies to skipped values too and
-/// a deeply nested body is refused as malformed instead of being accepted.
-struct Skip;
-
-impl<'de> Deserialize<'de> for Skip {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Skip;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
-                while seq.next_element::<Skip>()?.is_some() {}
-                Ok(Skip)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-                while map.next_entry::<IgnoredAny, Skip>()?.is_some() {}
-                Ok(Skip)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_index_follows_the_documented_order() {
+        for (i, f) in Contact::FIELDS.iter().enumerate() {
+            assert_eq!(field_index(f), Some(i), "{f}");
+        }
+        assert_eq!(field_index("phone_number"), None);
+    }
 
     #[test]
     fn every_documented_field_lands_in_its_own_slot() {

@@ -3,6 +3,7 @@
 //! "did you mean" suggestion for the request log.
 
 mod execute;
+mod json;
 mod phone;
 
 pub use execute::{
