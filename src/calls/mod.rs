@@ -173,11 +173,44 @@ impl<S: Store + ?Sized> CallService<S> {
         contact: Contact,
     ) -> Result<Placed, CallsError> {
         let now = self.clock.now();
+        // The settings the call runs with, or why it is cancelled; and the version either
+        // way. Only what the call needs is kept across the awaits below: this future lives
+        // inside every caller's.
+        let (settings_version, run) = match campaign {
+            None => (
+                0,
+                Err("no campaign is bound to this webhook (create one)".to_owned()),
+            ),
+            Some(id) => match self.store.campaign(account, id).await {
+                Ok(c) => (
+                    c.settings_version,
+                    match c.refusal() {
+                        Some(reason) => Err(reason),
+                        // The version the call runs with, moved out of the campaign (no
+                        // copy of the settings).
+                        None => Ok(SettingsVersion {
+                            campaign_id: c.id,
+                            version: c.settings_version,
+                            settings: c.settings,
+                            created_at: c.updated_at,
+                        }),
+                    },
+                ),
+                Err(StoreError::NotFound { .. }) => {
+                    (0, Err(format!("campaign {id} does not exist")))
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let run = match run {
+            Ok(_) if !self.credits.has_credit(account).await? => Err(INSUFFICIENT_FUNDS.to_owned()),
+            other => other,
+        };
         let mut call = CallRecord {
             id: CallId::generate()?,
             account: account.clone(),
             campaign_id: campaign.cloned(),
-            settings_version: 0,
+            settings_version,
             origin,
             contact,
             state: CallState::Queued,
@@ -187,30 +220,8 @@ impl<S: Store + ?Sized> CallService<S> {
             created_at: now,
             updated_at: now,
         };
-        // The campaign to run with, or why the call is cancelled.
-        let campaign = match campaign {
-            None => Err("no campaign is bound to this webhook (create one)".to_owned()),
-            Some(id) => match self.store.campaign(account, id).await {
-                Ok(c) => match c.refusal() {
-                    None => Ok(c),
-                    Some(reason) => {
-                        call.settings_version = c.settings_version;
-                        Err(reason)
-                    }
-                },
-                Err(StoreError::NotFound { .. }) => Err(format!("campaign {id} does not exist")),
-                Err(e) => return Err(e.into()),
-            },
-        };
-        let campaign = match campaign {
-            Ok(c) if !self.credits.has_credit(account).await? => {
-                call.settings_version = c.settings_version;
-                Err(INSUFFICIENT_FUNDS.to_owned())
-            }
-            other => other,
-        };
-        let campaign = match campaign {
-            Ok(c) => c,
+        let settings = match run {
+            Ok(settings) => settings,
             Err(reason) => {
                 call.state = CallState::Cancelled;
                 call.cancel_reason = Some(reason.clone());
@@ -221,15 +232,7 @@ impl<S: Store + ?Sized> CallService<S> {
                 });
             }
         };
-        call.settings_version = campaign.settings_version;
         self.store.insert_call(&call).await?;
-        // The version the call runs with, moved out of the campaign (no copy of the settings).
-        let settings = SettingsVersion {
-            campaign_id: campaign.id,
-            version: campaign.settings_version,
-            settings: campaign.settings,
-            created_at: campaign.updated_at,
-        };
         match self.launcher.launch(&call, &settings).await {
             Ok(()) => {
                 self.store

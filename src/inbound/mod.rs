@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 
-use crate::calls::{CallService, CallsError, PlaceOutcome};
+use crate::calls::{CallService, PlaceOutcome};
 use crate::clock::{Clock, SystemClock};
 use crate::ids::{AccountId, CallId};
 use crate::store::{
@@ -396,8 +396,9 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         let options = ParseOptions {
             default_country: self.config.default_country,
         };
-        let parsed = match parse_calls_execute_logged(body, &options) {
-            Ok(p) => p,
+        // Only the ignored keys are kept across the await: the contact moves into the call.
+        let (contact, ignored) = match parse_calls_execute_logged(body, &options) {
+            Ok(p) => (p.request.data, p.ignored),
             Err(rejected) => return Handled::error(rejected.error.into(), rejected.ignored),
         };
         let origin = CallOrigin::InboundWebhook {
@@ -405,17 +406,11 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         };
         let placed = match self
             .calls
-            .place(
-                &w.account,
-                w.campaign_id.as_ref(),
-                origin,
-                parsed.request.data,
-            )
+            .place(&w.account, w.campaign_id.as_ref(), origin, contact)
             .await
         {
             Ok(p) => p,
-            Err(CallsError::Store(e)) => return Handled::error(unavailable(e), parsed.ignored),
-            Err(e) => return Handled::error(unavailable(e), parsed.ignored),
+            Err(e) => return Handled::error(unavailable(e), ignored),
         };
         let (outcome, message) = match &placed.outcome {
             PlaceOutcome::Placed => (RequestOutcome::Placed, "call placed".to_owned()),
@@ -425,8 +420,8 @@ impl<S: Store + ?Sized> InboundHandler<S> {
             ),
         };
         let mut message = message;
-        if !parsed.ignored.is_empty() {
-            let keys: Vec<String> = parsed.ignored.iter().map(ToString::to_string).collect();
+        if !ignored.is_empty() {
+            let keys: Vec<String> = ignored.iter().map(ToString::to_string).collect();
             message.push_str(&format!("; ignored keys: {}", keys.join(", ")));
         }
         Handled {
@@ -434,7 +429,7 @@ impl<S: Store + ?Sized> InboundHandler<S> {
             outcome,
             code: None,
             message,
-            ignored: parsed.ignored,
+            ignored,
             call_id: Some(placed.call.id),
         }
     }

@@ -19,8 +19,10 @@ use crate::campaign::{Campaign, SettingsVersion};
 use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, WebhookId};
 use crate::model::Call;
 
+mod calls;
 mod deliveries;
 
+use calls::StoredCall;
 use deliveries::{Deliveries, Select};
 
 /// Batches up to this size are checked for repeated delivery ids pairwise, larger ones with
@@ -42,7 +44,7 @@ struct Inner {
     slugs: HashMap<String, WebhookId>,
     endpoints: HashMap<WebhookId, Endpoint>,
     /// Boxed: a growing map moves pointers, not records, when it rehashes.
-    calls: HashMap<CallId, Box<CallRecord>>,
+    calls: HashMap<CallId, Box<StoredCall>>,
     deliveries: Deliveries,
     attempts: HashMap<WebhookId, VecDeque<DeliveryAttempt>>,
     requests: HashMap<Option<AccountId>, VecDeque<RequestLogEntry>>,
@@ -97,7 +99,7 @@ impl MemoryStore {
             .for_each(|c| push(serde_json::to_string(c)));
         g.calls
             .values()
-            .for_each(|c| push(serde_json::to_string(c)));
+            .for_each(|c| push(serde_json::to_string(&c.to_record())));
         g.deliveries
             .all()
             .for_each(|c| push(serde_json::to_string(&c)));
@@ -474,7 +476,7 @@ impl WebhookStore for MemoryStore {
 #[async_trait]
 impl CallStore for MemoryStore {
     async fn insert_call(&self, call: &CallRecord) -> StoreResult<()> {
-        let record = Box::new(call.clone());
+        let record = Box::new(StoredCall::new(call));
         let mut g = self.lock();
         match g.calls.entry(call.id.clone()) {
             std::collections::hash_map::Entry::Occupied(_) => {
@@ -489,7 +491,14 @@ impl CallStore for MemoryStore {
 
     async fn call(&self, account: &AccountId, id: &CallId) -> StoreResult<CallRecord> {
         let g = self.lock();
-        owned(&g.calls, id.as_str(), account, |c| &c.account, "call").map(|c| (**c).clone())
+        owned(
+            &g.calls,
+            id.as_str(),
+            account,
+            |c| &c.record.account,
+            "call",
+        )
+        .map(|c| c.to_record())
     }
 
     async fn set_call_state(
@@ -501,11 +510,12 @@ impl CallStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut g = self.lock();
-        let call = g
+        let call = &mut g
             .calls
             .get_mut(id.as_str())
-            .filter(|c| &c.account == account)
-            .ok_or_else(|| StoreError::not_found("call", id))?;
+            .filter(|c| &c.record.account == account)
+            .ok_or_else(|| StoreError::not_found("call", id))?
+            .record;
         call.state = state;
         call.cancel_reason = cancel_reason;
         call.updated_at = now;
@@ -523,10 +533,10 @@ impl CallStore for MemoryStore {
             .calls
             .values()
             .filter(|c| {
-                &c.account == account
-                    && campaign.is_none_or(|id| c.campaign_id.as_ref() == Some(id))
+                &c.record.account == account
+                    && campaign.is_none_or(|id| c.record.campaign_id.as_ref() == Some(id))
             })
-            .map(|c| (**c).clone())
+            .map(|c| c.to_record())
             .collect();
         v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         v.truncate(if limit == 0 { 100 } else { limit });
@@ -543,11 +553,12 @@ impl CallStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut g = self.lock();
-        let call = g
+        let call = &g
             .calls
             .get(id.as_str())
-            .filter(|c| &c.account == account)
-            .ok_or_else(|| StoreError::not_found("call", id))?;
+            .filter(|c| &c.record.account == account)
+            .ok_or_else(|| StoreError::not_found("call", id))?
+            .record;
         if matches!(call.state, CallState::Completed | CallState::Cancelled) {
             return Err(StoreError::Conflict(format!(
                 "call {id} is already {}",
@@ -556,7 +567,7 @@ impl CallStore for MemoryStore {
         }
         // Both or neither: refuse the deliveries before the call changes.
         g.check_new_deliveries(deliveries)?;
-        let Some(call) = g.calls.get_mut(id.as_str()) else {
+        let Some(call) = g.calls.get_mut(id.as_str()).map(|c| &mut c.record) else {
             return Err(StoreError::not_found("call", id));
         };
         call.state = CallState::Completed;
