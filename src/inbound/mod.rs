@@ -20,6 +20,7 @@
 //! Errors answer `{"success":false,"error":{"code":"…","message":"…","field":"…"}}`; `field`
 //! is present when the error is about one field.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,9 +28,10 @@ use chrono::{DateTime, Utc};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 
-use crate::calls::{CallService, PlaceOutcome};
+use crate::calls::{CallService, CallsError, PlaceOutcome, Placed};
 use crate::clock::{Clock, SystemClock};
 use crate::ids::{AccountId, CallId};
+use crate::model::Contact;
 use crate::store::{
     CallOrigin, IdempotencyClaim, InboundWebhook, RequestLogEntry, RequestOutcome, Store,
     StoreError, StoredResponse,
@@ -239,17 +241,24 @@ impl<S: Store + ?Sized> InboundHandler<S> {
     }
 
     /// Handles a request whose path is `/{slug}`.
-    pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
-        let slug = req.uri().path().trim_start_matches('/');
-        self.respond(slug, &req).await
+    pub fn handle(&self, req: Request<Bytes>) -> impl Future<Output = Response<Bytes>> + '_ {
+        self.respond(None, req)
     }
 
     /// Handles a request for `slug`, for routers that extract the slug themselves.
-    pub async fn handle_slug(&self, slug: &str, req: Request<Bytes>) -> Response<Bytes> {
-        self.respond(slug, &req).await
+    pub fn handle_slug<'a>(
+        &'a self,
+        slug: &'a str,
+        req: Request<Bytes>,
+    ) -> impl Future<Output = Response<Bytes>> + 'a {
+        self.respond(Some(slug), req)
     }
 
-    async fn respond(&self, slug: &str, req: &Request<Bytes>) -> Response<Bytes> {
+    // One future for the whole request, with `CallService::place`'s as its only large part:
+    // a future is copied whole each time one is started inside another, so the steps below
+    // are plain functions around the few awaits.
+    async fn respond(&self, slug: Option<&str>, req: Request<Bytes>) -> Response<Bytes> {
+        let slug = slug.unwrap_or_else(|| req.uri().path().trim_start_matches('/'));
         let now = self.clock.now();
         let plausible = !slug.is_empty()
             && slug.len() <= MAX_SLUG_LEN
@@ -264,15 +273,45 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         } else {
             None
         };
-        let shown_slug = (!slug.is_empty()).then(|| shown(slug).to_owned());
         let handled = match &webhook {
-            Some(w) if w.enabled => self.handle_known(w, req, now).await,
+            Some(w) if w.enabled => match self.admit(w, &req, now) {
+                Err(refused) => refused,
+                Ok(key) => {
+                    let replayed = match &key {
+                        Some(key) => self.claim(w, key, now).await,
+                        None => None,
+                    };
+                    match replayed {
+                        Some(answer) => answer,
+                        None => {
+                            let handled = match self.parse(req.body()) {
+                                Err(refused) => refused,
+                                Ok((contact, ignored)) => placed(
+                                    self.calls
+                                        .place(
+                                            &w.account,
+                                            w.campaign_id.as_ref(),
+                                            inbound_origin(w),
+                                            contact,
+                                        )
+                                        .await,
+                                    ignored,
+                                ),
+                            };
+                            if let Some(key) = &key {
+                                self.remember(w, key, &handled).await;
+                            }
+                            handled
+                        }
+                    }
+                }
+            },
             _ => Handled::error(InboundError::not_found(), Vec::new()),
         };
         let entry = RequestLogEntry {
             account: webhook.as_ref().map(|w| w.account.clone()),
             webhook_id: webhook.as_ref().map(|w| w.id.clone()),
-            slug: shown_slug,
+            slug: (!slug.is_empty()).then(|| shown(slug).to_owned()),
             slug_known: webhook.is_some(),
             at: now,
             status: handled.response.status().as_u16(),
@@ -287,21 +326,23 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         handled.response
     }
 
-    async fn handle_known(
+    /// The checks before the body is read: method, rate limit, size, `Idempotency-Key`
+    /// (returned when there is one).
+    fn admit(
         &self,
         w: &InboundWebhook,
         req: &Request<Bytes>,
         now: DateTime<Utc>,
-    ) -> Handled {
+    ) -> Result<Option<String>, Handled> {
         if req.method() != Method::POST {
-            return Handled::error(
+            return Err(Handled::error(
                 InboundError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method_not_allowed",
                     format!("{} is not allowed; send POST", req.method()),
                 ),
                 Vec::new(),
-            );
+            ));
         }
         if let Some(limiter) = &self.limiter
             && let Err(wait) = limiter.check(w.id.as_str(), now)
@@ -312,7 +353,7 @@ impl<S: Store + ?Sized> InboundHandler<S> {
                 format!("too many requests to this webhook; retry in {wait} s"),
             );
             e.retry_after = Some(wait);
-            return Handled::error(e, Vec::new());
+            return Err(Handled::error(e, Vec::new()));
         }
         let declared = req
             .headers()
@@ -322,115 +363,83 @@ impl<S: Store + ?Sized> InboundHandler<S> {
             .unwrap_or(0);
         let limit = self.config.body_limit;
         if req.body().len() > limit || declared > limit as u64 {
-            return Handled::error(
+            return Err(Handled::error(
                 InboundError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
                     format!("the body is larger than {limit} bytes"),
                 ),
                 Vec::new(),
-            );
+            ));
         }
-        let key = match idempotency_key(req) {
-            Ok(k) => k,
-            Err(e) => return Handled::error(e, Vec::new()),
-        };
-        if let Some(key) = &key {
-            let expires = now + self.config.idempotency_ttl;
-            match self
-                .store
-                .claim_idempotent(&w.account, &w.id, key, now, expires)
-                .await
-            {
-                Ok(IdempotencyClaim::New) => {}
-                Ok(IdempotencyClaim::InFlight) => {
-                    return Handled::error(
-                        InboundError::new(
-                            StatusCode::CONFLICT,
-                            "idempotency_in_progress",
-                            "a request with this Idempotency-Key is still being handled",
-                        ),
-                        Vec::new(),
-                    );
-                }
-                Ok(IdempotencyClaim::Done(stored)) => {
-                    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-                    let mut response = json_response(status, stored.body);
-                    response
-                        .headers_mut()
-                        .insert("idempotent-replayed", HeaderValue::from_static("true"));
-                    return Handled {
-                        response,
-                        outcome: RequestOutcome::Replayed,
-                        code: None,
-                        message: "repeat of an earlier request with the same Idempotency-Key; no new call".into(),
-                        ignored: Vec::new(),
-                        call_id: stored.call_id,
-                    };
-                }
-                Err(e) => return Handled::error(unavailable(e), Vec::new()),
-            }
-        }
-        let handled = self.place(w, req.body()).await;
-        if let Some(key) = &key {
-            let status = handled.response.status();
-            let result = if status.is_server_error() {
-                self.store.abandon_idempotent(&w.account, &w.id, key).await
-            } else {
-                let stored = StoredResponse {
-                    status: status.as_u16(),
-                    body: handled.response.body().clone(),
-                    call_id: handled.call_id.clone(),
-                };
-                self.store
-                    .finish_idempotent(&w.account, &w.id, key, &stored)
-                    .await
-            };
-            // The answer stands even if remembering it failed.
-            let _ = result;
-        }
-        handled
+        idempotency_key(req).map_err(|e| Handled::error(e, Vec::new()))
     }
 
-    async fn place(&self, w: &InboundWebhook, body: &Bytes) -> Handled {
+    /// Claims an `Idempotency-Key`: `None` to go on, or the answer (the stored one replayed,
+    /// or a refusal).
+    async fn claim(&self, w: &InboundWebhook, key: &str, now: DateTime<Utc>) -> Option<Handled> {
+        let expires = now + self.config.idempotency_ttl;
+        match self
+            .store
+            .claim_idempotent(&w.account, &w.id, key, now, expires)
+            .await
+        {
+            Ok(IdempotencyClaim::New) => None,
+            Ok(IdempotencyClaim::InFlight) => Some(Handled::error(
+                InboundError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_in_progress",
+                    "a request with this Idempotency-Key is still being handled",
+                ),
+                Vec::new(),
+            )),
+            Ok(IdempotencyClaim::Done(stored)) => {
+                let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+                let mut response = json_response(status, stored.body);
+                response
+                    .headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                Some(Handled {
+                    response,
+                    outcome: RequestOutcome::Replayed,
+                    code: None,
+                    message:
+                        "repeat of an earlier request with the same Idempotency-Key; no new call"
+                            .into(),
+                    ignored: Vec::new(),
+                    call_id: stored.call_id,
+                })
+            }
+            Err(e) => Some(Handled::error(unavailable(e), Vec::new())),
+        }
+    }
+
+    /// Remembers the answer to a claimed `Idempotency-Key` (gives the key up after a 5xx,
+    /// so that a retry is handled afresh). The answer stands even if this fails.
+    async fn remember(&self, w: &InboundWebhook, key: &str, handled: &Handled) {
+        let status = handled.response.status();
+        let _ = if status.is_server_error() {
+            self.store.abandon_idempotent(&w.account, &w.id, key).await
+        } else {
+            let stored = StoredResponse {
+                status: status.as_u16(),
+                body: handled.response.body().clone(),
+                call_id: handled.call_id.clone(),
+            };
+            self.store
+                .finish_idempotent(&w.account, &w.id, key, &stored)
+                .await
+        };
+    }
+
+    /// The contact to call and the keys that were ignored, or the refusal.
+    fn parse(&self, body: &Bytes) -> Result<(Contact, Vec<IgnoredKey>), Handled> {
         let options = ParseOptions {
             default_country: self.config.default_country,
         };
-        // Only the ignored keys are kept across the await: the contact moves into the call.
-        let (contact, ignored) = match parse_calls_execute_logged(body, &options) {
-            Ok(p) => (p.request.data, p.ignored),
-            Err(rejected) => return Handled::error(rejected.error.into(), rejected.ignored),
-        };
-        let origin = CallOrigin::InboundWebhook {
-            webhook: w.id.clone(),
-        };
-        let placed = match self
-            .calls
-            .place(&w.account, w.campaign_id.as_ref(), origin, contact)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return Handled::error(unavailable(e), ignored),
-        };
-        let (outcome, message) = match &placed.outcome {
-            PlaceOutcome::Placed => (RequestOutcome::Placed, "call placed".to_owned()),
-            PlaceOutcome::Cancelled(reason) => (
-                RequestOutcome::Cancelled,
-                format!("call recorded as cancelled: {reason}"),
-            ),
-        };
-        let mut message = message;
-        if !ignored.is_empty() {
-            let keys: Vec<String> = ignored.iter().map(ToString::to_string).collect();
-            message.push_str(&format!("; ignored keys: {}", keys.join(", ")));
-        }
-        Handled {
-            response: json_response(StatusCode::CREATED, Bytes::from_static(SUCCESS_BODY)),
-            outcome,
-            code: None,
-            message,
-            ignored,
-            call_id: Some(placed.call.id),
+        match parse_calls_execute_logged(body, &options) {
+            Ok(p) => Ok((p.request.data, p.ignored)),
+            Err(rejected) => Err(Handled::error(rejected.error.into(), rejected.ignored)),
         }
     }
 
@@ -441,6 +450,41 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         limit: usize,
     ) -> Result<Vec<RequestLogEntry>, StoreError> {
         self.store.requests(account, limit).await
+    }
+}
+
+/// Where a call placed through `w` comes from.
+fn inbound_origin(w: &InboundWebhook) -> CallOrigin {
+    CallOrigin::InboundWebhook {
+        webhook: w.id.clone(),
+    }
+}
+
+/// The answer to a request that asked for a call: 201 whether the call was placed or
+/// recorded cancelled, 503 when it could not be stored.
+fn placed(result: Result<Placed, CallsError>, ignored: Vec<IgnoredKey>) -> Handled {
+    let placed = match result {
+        Ok(p) => p,
+        Err(e) => return Handled::error(unavailable(e), ignored),
+    };
+    let (outcome, mut message) = match &placed.outcome {
+        PlaceOutcome::Placed => (RequestOutcome::Placed, "call placed".to_owned()),
+        PlaceOutcome::Cancelled(reason) => (
+            RequestOutcome::Cancelled,
+            format!("call recorded as cancelled: {reason}"),
+        ),
+    };
+    if !ignored.is_empty() {
+        let keys: Vec<String> = ignored.iter().map(ToString::to_string).collect();
+        message.push_str(&format!("; ignored keys: {}", keys.join(", ")));
+    }
+    Handled {
+        response: json_response(StatusCode::CREATED, Bytes::from_static(SUCCESS_BODY)),
+        outcome,
+        code: None,
+        message,
+        ignored,
+        call_id: Some(placed.call.id),
     }
 }
 
