@@ -1,21 +1,52 @@
-//! The memory store's calls: each record kept with its contact packed into one allocation.
-//! A contact is up to eleven strings; kept apart, each would be an allocation to make when
-//! the call is stored (the caller keeps its own copy) and to free with the record.
+//! The memory store's calls, as a table: records in a `Vec` by row, found by id through a
+//! map of row numbers, each contact's strings appended to one shared text. Storing a call
+//! allocates nothing of its own (the vectors grow now and then): a stored call is otherwise
+//! two or more long-lived heap blocks, and a heap full of them between the server's
+//! short-lived buffers makes every allocation slower.
 
+use foldhash::HashMap;
+
+use crate::ids::CallId;
 use crate::model::Contact;
-use crate::store::CallRecord;
+use crate::store::{CallRecord, StoreError, StoreResult};
+
+/// Every call of a [`MemoryStore`](super::MemoryStore).
+#[derive(Debug, Default)]
+pub(super) struct Calls {
+    rows: Vec<Row>,
+    by_id: HashMap<CallId, u32>,
+    /// The contacts' text, one after another.
+    text: String,
+}
 
 /// A stored call.
 #[derive(Debug)]
-pub(super) struct StoredCall {
-    /// The record, with an empty contact: the contact is in `contact`.
+pub(super) struct Row {
+    /// The record, with an empty contact: the contact is in the table's text.
     pub record: CallRecord,
     contact: PackedContact,
 }
 
-impl StoredCall {
-    /// `call`, stored.
-    pub fn new(call: &CallRecord) -> Self {
+/// Where a contact's fields are in the table's text, and which are present.
+#[derive(Debug)]
+struct PackedContact {
+    start: usize,
+    /// Where each field ends, from `start`.
+    ends: [u32; FIELDS],
+    present: u16,
+}
+
+const FIELDS: usize = Contact::FIELDS.len();
+
+impl Calls {
+    /// Stores `call`; an id that is taken is a conflict.
+    pub fn insert(&mut self, call: &CallRecord) -> StoreResult<()> {
+        if self.by_id.contains_key(call.id.as_str()) {
+            return Err(StoreError::Conflict(format!("call {} exists", call.id)));
+        }
+        let row = u32::try_from(self.rows.len())
+            .map_err(|_| StoreError::Backend("the memory store holds too many calls".into()))?;
+        let contact = self.pack(&call.contact)?;
         // Every field by name: a field added to `CallRecord` must be decided on here.
         let CallRecord {
             id,
@@ -23,7 +54,7 @@ impl StoredCall {
             campaign_id,
             settings_version,
             origin,
-            contact,
+            contact: _,
             state,
             cancel_reason,
             result,
@@ -31,7 +62,7 @@ impl StoredCall {
             created_at,
             updated_at,
         } = call;
-        StoredCall {
+        self.rows.push(Row {
             record: CallRecord {
                 id: id.clone(),
                 account: account.clone(),
@@ -46,55 +77,66 @@ impl StoredCall {
                 created_at: *created_at,
                 updated_at: *updated_at,
             },
-            contact: PackedContact::new(contact),
-        }
+            contact,
+        });
+        self.by_id.insert(id.clone(), row);
+        Ok(())
     }
 
-    /// The call as it was stored, with the changes made since.
-    pub fn to_record(&self) -> CallRecord {
-        let mut record = self.record.clone();
-        record.contact = self.contact.unpack();
+    /// The call with this id.
+    pub fn get(&self, id: &str) -> Option<&Row> {
+        self.by_id
+            .get(id)
+            .and_then(|&row| self.rows.get(row as usize))
+    }
+
+    /// The call with this id, to change.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Row> {
+        self.by_id
+            .get(id)
+            .and_then(|&row| self.rows.get_mut(row as usize))
+    }
+
+    /// Every call, in the order they were stored.
+    pub fn iter(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter()
+    }
+
+    /// The call in `row` as it was stored, with the changes made since.
+    pub fn record(&self, row: &Row) -> CallRecord {
+        let mut record = row.record.clone();
+        record.contact = self.unpack(&row.contact);
         record
     }
-}
 
-/// The contact's fields in one string, with where each ends and which are present.
-#[derive(Debug)]
-struct PackedContact {
-    text: Box<str>,
-    ends: [usize; FIELDS],
-    present: u16,
-}
-
-const FIELDS: usize = Contact::FIELDS.len();
-
-impl PackedContact {
-    fn new(contact: &Contact) -> Self {
-        let fields = fields(contact);
-        let mut text = String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum());
+    fn pack(&mut self, contact: &Contact) -> StoreResult<PackedContact> {
+        let start = self.text.len();
         let mut ends = [0; FIELDS];
         let mut present = 0;
-        for (i, field) in fields.iter().enumerate() {
+        for (i, field) in fields(contact).iter().enumerate() {
             if let Some(f) = field {
-                text.push_str(f);
+                self.text.push_str(f);
                 present |= 1 << i;
             }
-            ends[i] = text.len();
+            ends[i] = u32::try_from(self.text.len() - start).map_err(|_| {
+                self.text.truncate(start);
+                StoreError::Backend("a contact longer than 4 GiB".into())
+            })?;
         }
-        PackedContact {
-            text: text.into_boxed_str(),
+        Ok(PackedContact {
+            start,
             ends,
             present,
-        }
+        })
     }
 
-    fn unpack(&self) -> Contact {
-        let mut start = 0;
+    fn unpack(&self, packed: &PackedContact) -> Contact {
+        let mut from = packed.start;
         let fields = std::array::from_fn(|i| {
-            let end = self.ends[i];
-            let field = (self.present & (1 << i) != 0)
-                .then(|| self.text.get(start..end).unwrap_or_default().to_owned());
-            start = end;
+            let end = packed.start + packed.ends[i] as usize;
+            let field = (packed.present & (1 << i) != 0)
+                .then(|| self.text.get(from..end).unwrap_or_default().to_owned());
+            from = end;
             field
         });
         from_fields(fields)
@@ -163,9 +205,28 @@ fn from_fields(fields: [Option<String>; FIELDS]) -> Contact {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{CallOrigin, CallState};
+
+    fn call(contact: Contact) -> CallRecord {
+        let now = chrono::Utc::now();
+        CallRecord {
+            id: CallId::generate().unwrap(),
+            account: crate::ids::AccountId::new("acct_1"),
+            campaign_id: None,
+            settings_version: 0,
+            origin: CallOrigin::OutboundCampaign,
+            contact,
+            state: CallState::Queued,
+            cancel_reason: None,
+            result: None,
+            action_items: vec!["x".into()],
+            created_at: now,
+            updated_at: now,
+        }
+    }
 
     #[test]
-    fn contacts_come_back_as_stored() {
+    fn calls_come_back_as_stored() {
         let full = Contact {
             first_name: Some("Jane".into()),
             last_name: Some(String::new()),
@@ -179,13 +240,27 @@ mod tests {
             zip_code: Some("62701".into()),
             ..Contact::new("+15551234567")
         };
-        for c in [full, Contact::new("+15551234567"), Contact::default()] {
-            assert_eq!(PackedContact::new(&c).unpack(), c);
+        let mut calls = Calls::default();
+        let stored: Vec<CallRecord> = [full, Contact::new("+15551234567"), Contact::default()]
+            .into_iter()
+            .map(call)
+            .collect();
+        for c in &stored {
+            calls.insert(c).unwrap();
             // The order of `fields` is the documented one.
-            let json = serde_json::to_value(&c).unwrap_or_default();
-            for (name, value) in Contact::FIELDS.iter().zip(fields(&c)) {
+            let json = serde_json::to_value(&c.contact).unwrap_or_default();
+            for (name, value) in Contact::FIELDS.iter().zip(fields(&c.contact)) {
                 assert_eq!(json.get(name).and_then(|v| v.as_str()), value, "{name}");
             }
         }
+        for c in &stored {
+            let row = calls.get(c.id.as_str()).unwrap();
+            assert_eq!(calls.record(row), *c);
+        }
+        assert!(matches!(
+            calls.insert(&stored[0]),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(calls.iter().count(), 3);
     }
 }

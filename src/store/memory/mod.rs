@@ -22,7 +22,7 @@ use crate::model::Call;
 mod calls;
 mod deliveries;
 
-use calls::StoredCall;
+use calls::Calls;
 use deliveries::{Deliveries, Select};
 
 /// Batches up to this size are checked for repeated delivery ids pairwise, larger ones with
@@ -43,8 +43,7 @@ struct Inner {
     inbound: HashMap<WebhookId, InboundWebhook>,
     slugs: HashMap<String, WebhookId>,
     endpoints: HashMap<WebhookId, Endpoint>,
-    /// Boxed: a growing map moves pointers, not records, when it rehashes.
-    calls: HashMap<CallId, Box<StoredCall>>,
+    calls: Calls,
     deliveries: Deliveries,
     attempts: HashMap<WebhookId, VecDeque<DeliveryAttempt>>,
     requests: HashMap<Option<AccountId>, VecDeque<RequestLogEntry>>,
@@ -98,8 +97,8 @@ impl MemoryStore {
             .values()
             .for_each(|c| push(serde_json::to_string(c)));
         g.calls
-            .values()
-            .for_each(|c| push(serde_json::to_string(&c.to_record())));
+            .iter()
+            .for_each(|c| push(serde_json::to_string(&g.calls.record(c))));
         g.deliveries
             .all()
             .for_each(|c| push(serde_json::to_string(&c)));
@@ -476,29 +475,16 @@ impl WebhookStore for MemoryStore {
 #[async_trait]
 impl CallStore for MemoryStore {
     async fn insert_call(&self, call: &CallRecord) -> StoreResult<()> {
-        let record = Box::new(StoredCall::new(call));
-        let mut g = self.lock();
-        match g.calls.entry(call.id.clone()) {
-            std::collections::hash_map::Entry::Occupied(_) => {
-                Err(StoreError::Conflict(format!("call {} exists", call.id)))
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(record);
-                Ok(())
-            }
-        }
+        self.lock().calls.insert(call)
     }
 
     async fn call(&self, account: &AccountId, id: &CallId) -> StoreResult<CallRecord> {
         let g = self.lock();
-        owned(
-            &g.calls,
-            id.as_str(),
-            account,
-            |c| &c.record.account,
-            "call",
-        )
-        .map(|c| c.to_record())
+        g.calls
+            .get(id.as_str())
+            .filter(|c| &c.record.account == account)
+            .map(|c| g.calls.record(c))
+            .ok_or_else(|| StoreError::not_found("call", id))
     }
 
     async fn set_call_state(
@@ -531,12 +517,12 @@ impl CallStore for MemoryStore {
         let g = self.lock();
         let mut v: Vec<CallRecord> = g
             .calls
-            .values()
+            .iter()
             .filter(|c| {
                 &c.record.account == account
                     && campaign.is_none_or(|id| c.record.campaign_id.as_ref() == Some(id))
             })
-            .map(|c| c.to_record())
+            .map(|c| g.calls.record(c))
             .collect();
         v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         v.truncate(if limit == 0 { 100 } else { limit });
