@@ -98,7 +98,9 @@ pub(crate) fn build_request_to(
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     let h = req.headers_mut();
-    h.reserve(5 + out.headers.len());
+    // Ours, the custom ones, and `host`, which the client adds: room for all from the
+    // start (a header map that grows allocates and rehashes).
+    h.reserve(6 + out.headers.len());
     h.insert(
         WEBHOOK_ID,
         HeaderValue::from_str(out.message_id).map_err(|_| BuildError::MessageId)?,
@@ -120,4 +122,42 @@ pub(crate) fn build_request_to(
 
 fn parse_uri(url: String) -> Result<http::Uri, BuildError> {
     http::Uri::try_from(url).map_err(|e| BuildError::Url(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_map_has_room_for_the_host_header() {
+        let secrets = [SigningSecret::generate().unwrap()];
+        let payload = Bytes::from_static(b"{}");
+        let ua = HeaderValue::from_static("atllas-webhooks");
+        for custom in [0, 1, 3] {
+            let headers: Vec<(HeaderName, HeaderValue)> = (0..custom)
+                .map(|i| {
+                    (
+                        HeaderName::try_from(format!("x-custom-{i}")).unwrap(),
+                        HeaderValue::from_static("v"),
+                    )
+                })
+                .collect();
+            let out = Outgoing {
+                url: "https://example.com/hook",
+                method: HttpMethod::Post,
+                headers: &headers,
+                secrets: &secrets,
+                message_id: "msg_1",
+                timestamp: 1,
+                payload: &payload,
+                user_agent: &ua,
+                max_get_url: 8192,
+            };
+            let mut req = build_request(&out).unwrap();
+            let room = req.headers().capacity();
+            req.headers_mut()
+                .insert(header::HOST, HeaderValue::from_static("example.com"));
+            assert_eq!(req.headers().capacity(), room, "{custom} custom headers");
+        }
+    }
 }
