@@ -25,12 +25,11 @@ fn example(name: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The base URL in an example's `listening: http://...` line.
+fn listening_at(line: &str) -> String {
+    let url = line.split("listening: ").nth(1).unwrap_or_default().trim();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    url.to_owned()
 }
 
 /// A child process whose stdout lines arrive on a channel; killed on drop.
@@ -78,7 +77,14 @@ impl Proc {
                         return line;
                     }
                 }
-                Err(_) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "the process closed its output before a line containing {needle:?} \
+                         (its stderr is above); saw {:#?}",
+                        self.seen
+                    )
+                }
             }
         }
         panic!(
@@ -175,26 +181,18 @@ const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 #[test]
 fn server_and_receiver_end_to_end() {
-    let recv_port = free_port();
-    let server_port = free_port();
-    let mut receiver = Proc::start(
-        "receiver",
-        &[
-            "--secret",
-            SECRET,
-            "--listen",
-            &format!("127.0.0.1:{recv_port}"),
-        ],
-    );
-    receiver.wait_for("listening", Duration::from_secs(10));
-    let hook = format!("http://127.0.0.1:{recv_port}/hook");
-    let get = format!("http://127.0.0.1:{recv_port}/get");
-    let resp = format!("http://127.0.0.1:{recv_port}/resp");
+    // Port 0 everywhere: each example binds a free port itself and prints its address (a
+    // port picked here and released could be taken by anything before the example binds).
+    let mut receiver = Proc::start("receiver", &["--secret", SECRET, "--listen", "127.0.0.1:0"]);
+    let recv = listening_at(&receiver.wait_for("listening: ", Duration::from_secs(10)));
+    let hook = format!("{recv}/hook");
+    let get = format!("{recv}/get");
+    let resp = format!("{recv}/resp");
     let mut server = Proc::start(
         "server",
         &[
             "--listen",
-            &format!("127.0.0.1:{server_port}"),
+            "127.0.0.1:0",
             "--store",
             "memory",
             "--allow-insecure",
@@ -223,7 +221,7 @@ fn server_and_receiver_end_to_end() {
     );
     let outbound = server.wait_for("outbound: ", Duration::from_secs(1));
     let outbound_id = outbound.split(' ').nth(1).unwrap().to_owned();
-    server.wait_for("listening", Duration::from_secs(10));
+    let base = listening_at(&server.wait_for("listening: ", Duration::from_secs(10)));
 
     let (status, body) = http(
         "POST",
@@ -242,7 +240,6 @@ fn server_and_receiver_end_to_end() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    let base = format!("http://127.0.0.1:{server_port}");
     let (s, requests) = http("GET", &format!("{base}/_logs/requests"), "");
     assert_eq!(s, 200);
     let requests: serde_json::Value = serde_json::from_str(&requests).unwrap();
