@@ -184,6 +184,12 @@ impl Handled {
             call_id: None,
         }
     }
+
+    /// [`Handled::error`] boxed: refusals are rare, so the `Result`s that carry them stay
+    /// small on the path that places calls.
+    fn refusal(e: InboundError, ignored: Vec<IgnoredKey>) -> Box<Self> {
+        Box::new(Self::error(e, ignored))
+    }
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
@@ -275,7 +281,7 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         };
         let handled = match &webhook {
             Some(w) if w.enabled => match self.admit(w, &req, now) {
-                Err(refused) => refused,
+                Err(refused) => *refused,
                 Ok(key) => {
                     let replayed = match &key {
                         Some(key) => self.claim(w, key, now).await,
@@ -285,7 +291,7 @@ impl<S: Store + ?Sized> InboundHandler<S> {
                         Some(answer) => answer,
                         None => {
                             let handled = match self.parse(req.body()) {
-                                Err(refused) => refused,
+                                Err(refused) => *refused,
                                 Ok((contact, ignored)) => placed(
                                     self.calls
                                         .place(
@@ -333,9 +339,9 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         w: &InboundWebhook,
         req: &Request<Bytes>,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, Handled> {
+    ) -> Result<Option<String>, Box<Handled>> {
         if req.method() != Method::POST {
-            return Err(Handled::error(
+            return Err(Handled::refusal(
                 InboundError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method_not_allowed",
@@ -353,7 +359,7 @@ impl<S: Store + ?Sized> InboundHandler<S> {
                 format!("too many requests to this webhook; retry in {wait} s"),
             );
             e.retry_after = Some(wait);
-            return Err(Handled::error(e, Vec::new()));
+            return Err(Handled::refusal(e, Vec::new()));
         }
         let declared = req
             .headers()
@@ -363,7 +369,7 @@ impl<S: Store + ?Sized> InboundHandler<S> {
             .unwrap_or(0);
         let limit = self.config.body_limit;
         if req.body().len() > limit || declared > limit as u64 {
-            return Err(Handled::error(
+            return Err(Handled::refusal(
                 InboundError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
@@ -372,7 +378,7 @@ impl<S: Store + ?Sized> InboundHandler<S> {
                 Vec::new(),
             ));
         }
-        idempotency_key(req).map_err(|e| Handled::error(e, Vec::new()))
+        idempotency_key(req).map_err(|e| Handled::refusal(e, Vec::new()))
     }
 
     /// Claims an `Idempotency-Key`: `None` to go on, or the answer (the stored one replayed,
@@ -433,13 +439,13 @@ impl<S: Store + ?Sized> InboundHandler<S> {
     }
 
     /// The contact to call and the keys that were ignored, or the refusal.
-    fn parse(&self, body: &Bytes) -> Result<(Contact, Vec<IgnoredKey>), Handled> {
+    fn parse(&self, body: &Bytes) -> Result<(Contact, Vec<IgnoredKey>), Box<Handled>> {
         let options = ParseOptions {
             default_country: self.config.default_country,
         };
         match parse_calls_execute_logged(body, &options) {
             Ok(p) => Ok((p.request.data, p.ignored)),
-            Err(rejected) => Err(Handled::error(rejected.error.into(), rejected.ignored)),
+            Err(rejected) => Err(Handled::refusal(rejected.error.into(), rejected.ignored)),
         }
     }
 
