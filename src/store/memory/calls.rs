@@ -1,8 +1,12 @@
 //! The memory store's calls, as a table: records in a `Vec` by row, found by id through a
-//! map of row numbers, each contact's strings appended to one shared text. Storing a call
+//! map from the id's hash to the row number, each contact's strings appended to one shared
+//! text. Storing a call
 //! allocates nothing of its own (the vectors grow now and then): a stored call is otherwise
 //! two or more long-lived heap blocks, and a heap full of them between the server's
 //! short-lived buffers makes every allocation slower.
+
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use foldhash::HashMap;
 
@@ -14,7 +18,7 @@ use crate::store::{CallRecord, StoreError, StoreResult};
 #[derive(Debug, Default)]
 pub(super) struct Calls {
     rows: Vec<Row>,
-    by_id: HashMap<CallId, u32>,
+    by_id: Index,
     /// The contacts' text, one after another.
     text: String,
 }
@@ -25,6 +29,68 @@ pub(super) struct Row {
     /// The record, with an empty contact: the contact is in the table's text.
     pub record: CallRecord,
     contact: PackedContact,
+}
+
+/// Row numbers by call id, keyed by the id's 64-bit hash, which the map uses as it is: when
+/// the map grows it moves numbers and never reads an id again (in a table of many calls the
+/// ids are cold, and reading them back was most of the cost of growing). Finding a row
+/// checks its id. An id whose hash another id has already (practically never) is kept in
+/// `collided`.
+#[derive(Debug, Default)]
+struct Index {
+    /// Keyed per process, so ids cannot be chosen to collide.
+    hasher: foldhash::fast::RandomState,
+    by_hash: std::collections::HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    collided: HashMap<CallId, u32>,
+}
+
+impl Index {
+    fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// The row of `id`, whose [`hash`](Self::hash) is `hash`.
+    fn find(&self, hash: u64, id: &str, rows: &[Row]) -> Option<u32> {
+        let &row = self.by_hash.get(&hash)?;
+        if rows.get(row as usize)?.record.id.as_str() == id {
+            Some(row)
+        } else {
+            self.collided.get(id).copied()
+        }
+    }
+
+    /// Adds `id` (not found) at `row`.
+    fn insert(&mut self, hash: u64, id: &CallId, row: u32) {
+        match self.by_hash.entry(hash) {
+            Entry::Vacant(slot) => {
+                slot.insert(row);
+            }
+            Entry::Occupied(_) => {
+                self.collided.insert(id.clone(), row);
+            }
+        }
+    }
+}
+
+/// A hasher for keys that are hashes already: hands a `u64` on as it is.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `u64` keys; a plain fold keeps it a hasher for anything.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// Where a contact's fields are in the table's text, and which are present.
@@ -41,11 +107,16 @@ const FIELDS: usize = Contact::FIELDS.len();
 impl Calls {
     /// Stores `call`; an id that is taken is a conflict.
     pub fn insert(&mut self, call: &CallRecord) -> StoreResult<()> {
-        if self.by_id.contains_key(call.id.as_str()) {
-            return Err(StoreError::Conflict(format!("call {} exists", call.id)));
-        }
         let row = u32::try_from(self.rows.len())
             .map_err(|_| StoreError::Backend("the memory store holds too many calls".into()))?;
+        let hash = self.by_id.hash(call.id.as_str());
+        if self
+            .by_id
+            .find(hash, call.id.as_str(), &self.rows)
+            .is_some()
+        {
+            return Err(StoreError::Conflict(format!("call {} exists", call.id)));
+        }
         let contact = self.pack(&call.contact)?;
         // Every field by name: a field added to `CallRecord` must be decided on here.
         let CallRecord {
@@ -79,22 +150,20 @@ impl Calls {
             },
             contact,
         });
-        self.by_id.insert(id.clone(), row);
+        self.by_id.insert(hash, id, row);
         Ok(())
     }
 
     /// The call with this id.
     pub fn get(&self, id: &str) -> Option<&Row> {
-        self.by_id
-            .get(id)
-            .and_then(|&row| self.rows.get(row as usize))
+        let row = self.by_id.find(self.by_id.hash(id), id, &self.rows)?;
+        self.rows.get(row as usize)
     }
 
     /// The call with this id, to change.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Row> {
-        self.by_id
-            .get(id)
-            .and_then(|&row| self.rows.get_mut(row as usize))
+        let row = self.by_id.find(self.by_id.hash(id), id, &self.rows)?;
+        self.rows.get_mut(row as usize)
     }
 
     /// Every call, in the order they were stored.
@@ -262,5 +331,30 @@ mod tests {
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(calls.iter().count(), 3);
+    }
+
+    #[test]
+    fn ids_whose_hash_is_taken_are_still_found() {
+        let mut calls = Calls::default();
+        let (a, b) = (
+            call(Contact::new("+15550000001")),
+            call(Contact::new("+15550000002")),
+        );
+        calls.insert(&a).unwrap();
+        // Make `b`'s hash point at `a`'s row, as a collision would.
+        let hash_b = calls.by_id.hash(b.id.as_str());
+        calls.by_id.by_hash.insert(hash_b, 0);
+        assert!(calls.get(b.id.as_str()).is_none());
+        calls.insert(&b).unwrap();
+        assert_eq!(calls.by_id.collided.len(), 1);
+        assert_eq!(calls.record(calls.get(b.id.as_str()).unwrap()), b);
+        calls.get_mut(b.id.as_str()).unwrap().record.state = CallState::Dialing;
+        assert_eq!(
+            calls.get(b.id.as_str()).unwrap().record.state,
+            CallState::Dialing
+        );
+        assert!(matches!(calls.insert(&b), Err(StoreError::Conflict(_))));
+        assert_eq!(calls.record(calls.get(a.id.as_str()).unwrap()), a);
+        assert_eq!(calls.iter().count(), 2);
     }
 }
