@@ -289,6 +289,17 @@ fn national_numbers_need_a_default_country() {
 
 #[test]
 fn deep_nesting_and_huge_keys_are_bounded() {
+    // The same limit as serde_json's: the body's object, `data` and `x` are three levels.
+    for levels in [125, 126] {
+        let nested = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        let body = format!(
+            r#"{{"type":"calls.execute","data":{{"phoneNumber":"+15551234567","x":{nested}}}}}"#
+        );
+        let serde_ok = serde_json::from_str::<serde_json::Value>(&body).is_ok();
+        let ours = parse_calls_execute(body.as_bytes(), &ParseOptions::default());
+        assert_eq!(ours.is_ok(), serde_ok, "{levels} levels");
+        assert_eq!(serde_ok, levels + 2 <= 127, "{levels} levels");
+    }
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let body =
         format!(r#"{{"type":"calls.execute","data":{{"phoneNumber":"+15551234567","x":{deep}}}}}"#);
@@ -440,7 +451,7 @@ fn json_body() -> impl Strategy<Value = String> {
 /// One edit that usually breaks the text: a byte replaced, removed or inserted.
 fn edit() -> impl Strategy<Value = Option<(usize, u8, u8)>> {
     let byte = prop_oneof![
-        proptest::sample::select(b"{}[],:\"\\ \n0123456789.eE-+ntfu\x01".to_vec()),
+        proptest::sample::select(b"{}[],:\"\\ \n\t\r0123456789.eE-+ntfu\x01".to_vec()),
         any::<u8>(),
     ];
     proptest::option::weighted(0.6, (any::<usize>(), 0u8..3, byte))
@@ -522,6 +533,14 @@ proptest! {
                     }
                     prop_assert_eq!(back.get(f), data.get(f).filter(|v| !v.is_null()), "{}", f);
                 }
+                // And the keys it ignored are those `ignored_keys` finds in the value (as
+                // sets: the value keeps one of repeated keys, in its own order).
+                let set = |keys: Vec<atllas_webhooks::validate::IgnoredKey>| {
+                    keys.into_iter()
+                        .map(|k| (k.path, k.suggestion))
+                        .collect::<std::collections::BTreeSet<_>>()
+                };
+                prop_assert_eq!(set(parsed.ignored.clone()), set(ignored_keys(value)));
             }
         }
     }

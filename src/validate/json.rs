@@ -12,9 +12,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// Deepest nesting of arrays and objects (the outermost object counts as one), as
-/// serde_json's default recursion limit.
-pub(crate) const MAX_DEPTH: u32 = 128;
+/// Deepest nesting of arrays and objects (the outermost object counts as one): 127, what
+/// serde_json's default recursion limit of 128 lets through.
+pub(crate) const MAX_DEPTH: u32 = 127;
 
 /// Why the text is not JSON, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -509,14 +509,14 @@ mod tests {
 
     #[test]
     fn nesting_stops_at_the_limit() {
-        let ok = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        let ok = format!("{}{}", "[".repeat(127), "]".repeat(127));
         assert_eq!(skip_all(&ok), Ok("array"));
-        let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
         assert_eq!(
             skip_all(&deep),
             Err(SyntaxError {
                 what: "nested too deep",
-                offset: 128
+                offset: 127
             })
         );
     }

@@ -47,7 +47,10 @@ struct Inner {
     deliveries: Deliveries,
     attempts: HashMap<WebhookId, VecDeque<DeliveryAttempt>>,
     requests: HashMap<Option<AccountId>, VecDeque<RequestLogEntry>>,
-    idempotency: HashMap<(AccountId, WebhookId, String), Idem>,
+    /// Keyed by what clients send (`Idempotency-Key`), so hashed with SipHash and a key from
+    /// the OS (std's default) rather than foldhash, which does not claim to resist chosen
+    /// collisions.
+    idempotency: std::collections::HashMap<(AccountId, WebhookId, String), Idem>,
 }
 
 #[derive(Debug)]
