@@ -89,15 +89,18 @@ const MAX_PREFIX: usize = 16;
 fn generated<T>(prefix: &str, make: impl FnOnce(&str) -> T) -> Result<T, RngError> {
     let mut random = [0u8; ID_RANDOM];
     fill_random(&mut random, BASE62)?;
-    let random = std::str::from_utf8(&random).map_err(|e| RngError(e.to_string()))?;
     if prefix.len() > MAX_PREFIX {
-        return Ok(make(&format!("{prefix}_{random}")));
+        let mut id = String::with_capacity(prefix.len() + 1 + ID_RANDOM);
+        id.push_str(prefix);
+        id.push('_');
+        id.extend(random.iter().map(|&b| char::from(b)));
+        return Ok(make(&id));
     }
     let mut buf = [0u8; MAX_PREFIX + 1 + ID_RANDOM];
     let p = prefix.len();
     buf[..p].copy_from_slice(prefix.as_bytes());
     buf[p] = b'_';
-    buf[p + 1..p + 1 + ID_RANDOM].copy_from_slice(random.as_bytes());
+    buf[p + 1..p + 1 + ID_RANDOM].copy_from_slice(&random);
     let text =
         std::str::from_utf8(&buf[..p + 1 + ID_RANDOM]).map_err(|e| RngError(e.to_string()))?;
     Ok(make(text))

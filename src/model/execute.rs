@@ -91,4 +91,37 @@ impl Contact {
             ..Contact::default()
         }
     }
+    /// Every field's value in [`FIELDS`](Self::FIELDS) order, the phone number first.
+    pub(crate) fn values(&self) -> [Option<&str>; 11] {
+        [
+            Some(self.phone_number.as_str()),
+            self.first_name.as_deref(),
+            self.last_name.as_deref(),
+            self.email.as_deref(),
+            self.company_name.as_deref(),
+            self.note.as_deref(),
+            self.address1.as_deref(),
+            self.address2.as_deref(),
+            self.city.as_deref(),
+            self.state.as_deref(),
+            self.zip_code.as_deref(),
+        ]
+    }
+
+    /// The optional fields (all but the phone number) in [`FIELDS`](Self::FIELDS) order,
+    /// to fill in.
+    pub(crate) fn optional_mut(&mut self) -> [&mut Option<String>; 10] {
+        [
+            &mut self.first_name,
+            &mut self.last_name,
+            &mut self.email,
+            &mut self.company_name,
+            &mut self.note,
+            &mut self.address1,
+            &mut self.address2,
+            &mut self.city,
+            &mut self.state,
+            &mut self.zip_code,
+        ]
+    }
 }

@@ -494,19 +494,12 @@ fn field_index(key: &str) -> Option<usize> {
 
 /// Where the value of `Contact::FIELDS[idx]` goes.
 fn field_slot(state: &mut State, idx: usize) -> &mut Option<String> {
-    let c = &mut state.contact;
-    match idx {
-        1 => &mut c.first_name,
-        2 => &mut c.last_name,
-        3 => &mut c.email,
-        4 => &mut c.company_name,
-        5 => &mut c.note,
-        6 => &mut c.address1,
-        7 => &mut c.address2,
-        8 => &mut c.city,
-        9 => &mut c.state,
-        10 => &mut c.zip_code,
-        _ => &mut state.phone,
+    match idx
+        .checked_sub(1)
+        .and_then(|i| state.contact.optional_mut().into_iter().nth(i))
+    {
+        Some(slot) => slot,
+        None => &mut state.phone,
     }
 }
 

@@ -186,7 +186,7 @@ impl Calls {
         let start = self.text.len();
         let mut ends = [0; FIELDS];
         let mut present = 0;
-        for (i, field) in fields(contact).iter().enumerate() {
+        for (i, field) in contact.values().iter().enumerate() {
             if let Some(f) = field {
                 self.text.push_str(f);
                 present |= 1 << i;
@@ -216,63 +216,14 @@ impl Calls {
     }
 }
 
-/// The fields in [`Contact::FIELDS`] order.
-fn fields(c: &Contact) -> [Option<&str>; FIELDS] {
-    let Contact {
-        phone_number,
-        first_name,
-        last_name,
-        email,
-        company_name,
-        note,
-        address1,
-        address2,
-        city,
-        state,
-        zip_code,
-    } = c;
-    [
-        Some(phone_number.as_str()),
-        first_name.as_deref(),
-        last_name.as_deref(),
-        email.as_deref(),
-        company_name.as_deref(),
-        note.as_deref(),
-        address1.as_deref(),
-        address2.as_deref(),
-        city.as_deref(),
-        state.as_deref(),
-        zip_code.as_deref(),
-    ]
-}
-
+/// A contact from its fields in [`Contact::FIELDS`] order.
 fn from_fields(fields: [Option<String>; FIELDS]) -> Contact {
-    let [
-        phone_number,
-        first_name,
-        last_name,
-        email,
-        company_name,
-        note,
-        address1,
-        address2,
-        city,
-        state,
-        zip_code,
-    ] = fields;
-    Contact {
-        phone_number: phone_number.unwrap_or_default(),
-        first_name,
-        last_name,
-        email,
-        company_name,
-        note,
-        address1,
-        address2,
-        city,
-        state,
-        zip_code,
+    let [phone_number, optional @ ..] = fields;
+    let mut contact = Contact::new(phone_number.unwrap_or_default());
+    for (slot, value) in contact.optional_mut().into_iter().zip(optional) {
+        *slot = value;
     }
+    contact
 }
 
 #[cfg(test)]
@@ -322,7 +273,7 @@ mod tests {
             calls.insert(c).unwrap();
             // The order of `fields` is the documented one.
             let json = serde_json::to_value(&c.contact).unwrap_or_default();
-            for (name, value) in Contact::FIELDS.iter().zip(fields(&c.contact)) {
+            for (name, value) in Contact::FIELDS.iter().zip(c.contact.values()) {
                 assert_eq!(json.get(name).and_then(|v| v.as_str()), value, "{name}");
             }
         }
