@@ -524,7 +524,7 @@ async fn logs_keep_the_newest_within_the_retention() {
                 status: 201,
                 outcome: RequestOutcome::Placed,
                 code: None,
-                message: format!("#{i}"),
+                message: format!("#{i}").into(),
                 ignored_keys: Vec::new(),
                 call_id: None,
             };

@@ -44,7 +44,8 @@ impl SimulatedLauncher {
         Self::default()
     }
 
-    /// Takes the calls launched so far (account, call, launch time), oldest first.
+    /// Takes the calls launched so far (account, call, launch time: the call's `created_at`,
+    /// on the clock of the service that placed it), oldest first.
     pub fn take_pending(&self) -> Vec<(AccountId, CallId, DateTime<Utc>)> {
         self.lock().drain(..).collect()
     }
@@ -148,8 +149,9 @@ impl SimulatedLauncher {
 #[async_trait]
 impl CallLauncher for SimulatedLauncher {
     async fn launch(&self, call: &CallRecord, _: &SettingsVersion) -> Result<(), LaunchError> {
+        // Launched right after it was stored: its creation time, on the service's clock.
         self.lock()
-            .push_back((call.account.clone(), call.id.clone(), Utc::now()));
+            .push_back((call.account.clone(), call.id.clone(), call.created_at));
         Ok(())
     }
 }

@@ -163,6 +163,11 @@ impl<S: Store + ?Sized> CallService<S> {
         &self.store
     }
 
+    /// The clock that times calls.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// Asks for a call to `contact` (its phone number already in E.164) with `campaign`'s
     /// settings. The call is always stored: placed, or cancelled with the reason.
     pub async fn place(
@@ -172,7 +177,19 @@ impl<S: Store + ?Sized> CallService<S> {
         origin: CallOrigin,
         contact: Contact,
     ) -> Result<Placed, CallsError> {
-        let now = self.clock.now();
+        self.place_at(account, campaign, origin, contact, self.clock.now())
+            .await
+    }
+
+    /// [`place`](Self::place) at `now` (the inbound handler's time of the request).
+    pub(crate) async fn place_at(
+        &self,
+        account: &AccountId,
+        campaign: Option<&CampaignId>,
+        origin: CallOrigin,
+        contact: Contact,
+        now: DateTime<Utc>,
+    ) -> Result<Placed, CallsError> {
         // The settings the call runs with, or why it is cancelled; and the version either
         // way. Only what the call needs is kept across the awaits below: this future lives
         // inside every caller's.

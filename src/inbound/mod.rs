@@ -20,6 +20,7 @@
 //! Errors answer `{"success":false,"error":{"code":"…","message":"…","field":"…"}}`; `field`
 //! is present when the error is about one field.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -29,16 +30,14 @@ use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, heade
 use serde::Serialize;
 
 use crate::calls::{CallService, CallsError, PlaceOutcome, Placed};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::ids::{AccountId, CallId};
 use crate::model::Contact;
 use crate::store::{
     CallOrigin, IdempotencyClaim, InboundWebhook, RequestLogEntry, RequestOutcome, Store,
     StoreError, StoredResponse,
 };
-use crate::validate::{
-    CountryCode, ExecuteError, IgnoredKey, ParseOptions, parse_calls_execute_logged,
-};
+use crate::validate::{CountryCode, ExecuteError, IgnoredKey, ParseOptions, read_calls_execute};
 
 mod rate_limit;
 
@@ -167,8 +166,8 @@ impl<S: ?Sized> std::fmt::Debug for InboundHandler<S> {
 struct Handled {
     response: Response<Bytes>,
     outcome: RequestOutcome,
-    code: Option<String>,
-    message: String,
+    code: Option<&'static str>,
+    message: Cow<'static, str>,
     ignored: Vec<IgnoredKey>,
     call_id: Option<CallId>,
 }
@@ -176,9 +175,9 @@ struct Handled {
 impl Handled {
     fn error(e: InboundError, ignored: Vec<IgnoredKey>) -> Self {
         Handled {
-            code: Some(e.code.to_owned()),
-            message: e.message.clone(),
             response: error_response(&e),
+            code: Some(e.code),
+            message: Cow::Owned(e.message),
             outcome: RequestOutcome::Rejected,
             ignored,
             call_id: None,
@@ -224,18 +223,19 @@ fn unavailable(e: impl std::fmt::Display) -> InboundError {
 }
 
 impl<S: Store + ?Sized> InboundHandler<S> {
-    /// A handler over `store`, placing calls with `calls`.
+    /// A handler over `store`, placing calls with `calls`, on the clock of `calls`.
     pub fn new(store: Arc<S>, calls: Arc<CallService<S>>, config: InboundConfig) -> Self {
         InboundHandler {
             limiter: config.rate_limit.map(rate_limit::Limiter::new),
+            clock: calls.clock().clone(),
             store,
             calls,
             config,
-            clock: Arc::new(SystemClock),
         }
     }
 
-    /// Uses another clock.
+    /// Uses another clock. It times each request: the rate limit, the idempotency window,
+    /// the log entry, and the call it places (one instant for all of them).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -294,11 +294,12 @@ impl<S: Store + ?Sized> InboundHandler<S> {
                                 Err(refused) => *refused,
                                 Ok((contact, ignored)) => placed(
                                     self.calls
-                                        .place(
+                                        .place_at(
                                             &w.account,
                                             w.campaign_id.as_ref(),
                                             inbound_origin(w),
                                             contact,
+                                            now,
                                         )
                                         .await,
                                     ignored,
@@ -314,15 +315,26 @@ impl<S: Store + ?Sized> InboundHandler<S> {
             },
             _ => Handled::error(InboundError::not_found(), Vec::new()),
         };
+        // The fetched webhook is not needed any more: its ids and slug (the one requested,
+        // since it was found by it) move into the entry.
+        let slug_known = webhook.is_some();
+        let (account, webhook_id, slug) = match webhook {
+            Some(w) => (Some(w.account), Some(w.id), Some(w.slug)),
+            None => (
+                None,
+                None,
+                (!slug.is_empty()).then(|| shown(slug).to_owned()),
+            ),
+        };
         let entry = RequestLogEntry {
-            account: webhook.as_ref().map(|w| w.account.clone()),
-            webhook_id: webhook.as_ref().map(|w| w.id.clone()),
-            slug: (!slug.is_empty()).then(|| shown(slug).to_owned()),
-            slug_known: webhook.is_some(),
+            account,
+            webhook_id,
+            slug,
+            slug_known,
             at: now,
             status: handled.response.status().as_u16(),
             outcome: handled.outcome,
-            code: handled.code,
+            code: handled.code.map(Cow::Borrowed),
             message: handled.message,
             ignored_keys: handled.ignored,
             call_id: handled.call_id,
@@ -409,9 +421,9 @@ impl<S: Store + ?Sized> InboundHandler<S> {
                     response,
                     outcome: RequestOutcome::Replayed,
                     code: None,
-                    message:
-                        "repeat of an earlier request with the same Idempotency-Key; no new call"
-                            .into(),
+                    message: Cow::Borrowed(
+                        "repeat of an earlier request with the same Idempotency-Key; no new call",
+                    ),
                     ignored: Vec::new(),
                     call_id: stored.call_id,
                 })
@@ -443,8 +455,8 @@ impl<S: Store + ?Sized> InboundHandler<S> {
         let options = ParseOptions {
             default_country: self.config.default_country,
         };
-        match parse_calls_execute_logged(body, &options) {
-            Ok(p) => Ok((p.request.data, p.ignored)),
+        match read_calls_execute(body, &options) {
+            Ok((request, ignored)) => Ok((request.data, ignored)),
             Err(rejected) => Err(Handled::refusal(rejected.error.into(), rejected.ignored)),
         }
     }
@@ -474,15 +486,17 @@ fn placed(result: Result<Placed, CallsError>, ignored: Vec<IgnoredKey>) -> Handl
         Err(e) => return Handled::error(unavailable(e), ignored),
     };
     let (outcome, mut message) = match &placed.outcome {
-        PlaceOutcome::Placed => (RequestOutcome::Placed, "call placed".to_owned()),
+        PlaceOutcome::Placed => (RequestOutcome::Placed, Cow::Borrowed("call placed")),
         PlaceOutcome::Cancelled(reason) => (
             RequestOutcome::Cancelled,
-            format!("call recorded as cancelled: {reason}"),
+            Cow::Owned(format!("call recorded as cancelled: {reason}")),
         ),
     };
     if !ignored.is_empty() {
         let keys: Vec<String> = ignored.iter().map(ToString::to_string).collect();
-        message.push_str(&format!("; ignored keys: {}", keys.join(", ")));
+        message
+            .to_mut()
+            .push_str(&format!("; ignored keys: {}", keys.join(", ")));
     }
     Handled {
         response: json_response(StatusCode::CREATED, Bytes::from_static(SUCCESS_BODY)),

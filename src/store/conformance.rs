@@ -467,8 +467,8 @@ fn request(account: Option<&AccountId>, at: DateTime<Utc>, status: u16) -> Reque
         } else {
             RequestOutcome::Rejected
         },
-        code: (status != 201).then(|| "invalid_request".to_owned()),
-        message: format!("answered {status}"),
+        code: (status != 201).then_some("invalid_request".into()),
+        message: format!("answered {status}").into(),
         ignored_keys: vec![IgnoredKey {
             path: "data.first_name".into(),
             suggestion: Some("data.firstName".into()),

@@ -1,5 +1,7 @@
 //! The records every backend stores. Secrets inside them are always [`Sealed`].
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -386,10 +388,12 @@ pub struct RequestLogEntry {
     pub status: u16,
     /// What became of it.
     pub outcome: RequestOutcome,
-    /// The error code, if any.
-    pub code: Option<String>,
-    /// What happened, in words (e.g. "insufficient funds").
-    pub message: String,
+    /// The error code, if any (one of the inbound path's fixed codes when the handler wrote
+    /// the entry).
+    pub code: Option<Cow<'static, str>>,
+    /// What happened, in words (e.g. "insufficient funds"). Borrowed for the handler's fixed
+    /// messages ("call placed"), so logging an accepted request allocates no text.
+    pub message: Cow<'static, str>,
     /// Keys that were ignored, with suggestions.
     pub ignored_keys: Vec<IgnoredKey>,
     /// The call, if one was recorded.

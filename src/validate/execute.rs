@@ -299,13 +299,24 @@ pub fn parse_calls_execute_logged(
     body: &[u8],
     options: &ParseOptions,
 ) -> Result<ParsedExecute, Rejected> {
+    let (request, ignored) = read_calls_execute(body, options)?;
+    let phone = PhoneNumber::normalized(request.data.phone_number.clone());
+    Ok(ParsedExecute {
+        request,
+        phone,
+        ignored,
+    })
+}
+
+/// [`parse_calls_execute_logged`] without the separate copy of the phone number, for the
+/// inbound handler (the number is in the contact).
+pub(crate) fn read_calls_execute(
+    body: &[u8],
+    options: &ParseOptions,
+) -> Result<(CallsExecute, Vec<IgnoredKey>), Rejected> {
     let mut state = State::default();
     match parse_into(body, options, &mut state) {
-        Ok((request, phone)) => Ok(ParsedExecute {
-            request,
-            phone,
-            ignored: state.ignored,
-        }),
+        Ok(request) => Ok((request, state.ignored)),
         Err(error) => Err(Rejected {
             error,
             ignored: state.ignored,
@@ -317,7 +328,7 @@ fn parse_into(
     body: &[u8],
     options: &ParseOptions,
     state: &mut State,
-) -> Result<(CallsExecute, PhoneNumber), ExecuteError> {
+) -> Result<CallsExecute, ExecuteError> {
     // JSON text is UTF-8 (RFC 8259 §8.1): check the whole body once; the reader then works
     // on text and never checks a string again.
     let text = std::str::from_utf8(body).map_err(|e| {
@@ -358,8 +369,8 @@ fn parse_into(
     let phone = PhoneNumber::normalize_owned(raw, options.default_country)
         .map_err(ExecuteError::InvalidPhoneNumber)?;
     let mut contact = std::mem::take(&mut state.contact);
-    contact.phone_number = phone.as_str().to_owned();
-    Ok((CallsExecute::new(contact), phone))
+    contact.phone_number = phone.into_string();
+    Ok(CallsExecute::new(contact))
 }
 
 #[derive(Default)]

@@ -399,13 +399,13 @@ impl<'a> Reader<'a> {
 }
 
 /// How many bytes at the start of `bytes` need no attention inside a string: up to the
-/// first `"`, `\\` or control character (or the end). Eight bytes at a time while none is
-/// there.
+/// first `"`, `\\` or control character (or the end). Eight bytes at a time.
 fn plain_run(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each byte of `w` that is zero is set (and, past the first zero byte,
-    // perhaps others: the search then goes on byte by byte from this word).
+    // The high bit of each byte of `w` that is zero is set, and perhaps of bytes after the
+    // first zero byte (a borrow runs upwards), never of one before it: the lowest set bit
+    // is the first zero byte.
     let zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
     let mut n = 0;
     for chunk in bytes.chunks_exact(8) {
@@ -417,7 +417,8 @@ fn plain_run(bytes: &[u8]) -> usize {
             | zero(w ^ (ONES * u64::from(b'\\')))
             | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
         if special != 0 {
-            break;
+            // Little-endian: the first byte is the lowest.
+            return n + (special.trailing_zeros() / 8) as usize;
         }
         n += 8;
     }
@@ -500,6 +501,10 @@ mod tests {
                     }
                     if at < len {
                         bytes[at] = special;
+                        // A second one after it changes nothing.
+                        if at + 2 < len {
+                            bytes[at + 2] = special;
+                        }
                     }
                     assert_eq!(plain_run(&bytes), at, "len {len} special {special} at {at}");
                 }

@@ -6,6 +6,7 @@ mod execute;
 mod json;
 mod phone;
 
+pub(crate) use execute::read_calls_execute;
 pub use execute::{
     ExecuteError, IgnoredKey, MAX_KEY_LEN, ParseOptions, ParsedExecute, Rejected, ignored_keys,
     max_field_len, parse_calls_execute, parse_calls_execute_logged, suggest_data_key,

@@ -143,6 +143,11 @@ impl PhoneNumber {
         }
     }
 
+    /// A number that came out of [`normalize`](Self::normalize) before, as it is.
+    pub(crate) fn normalized(e164: String) -> Self {
+        PhoneNumber(e164)
+    }
+
     /// The number, `+` included.
     pub fn as_str(&self) -> &str {
         &self.0

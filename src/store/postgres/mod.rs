@@ -105,6 +105,7 @@
 //! newest entries within the bound are ever listed). Older rows are deleted lazily: on
 //! about one append in sixteen, pipelined with the insert, so appends stay one round trip.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -847,8 +848,8 @@ fn request_row(row: &Row) -> StoreResult<RequestLogEntry> {
         at: col(row, 4)?,
         status: u16_col(row, 5)?,
         outcome: enum_col(row, 6)?,
-        code: col(row, 7)?,
-        message: col(row, 8)?,
+        code: col::<Option<String>>(row, 7)?.map(Cow::Owned),
+        message: Cow::Owned(col(row, 8)?),
         ignored_keys: json_col(row, 9)?,
         call_id: col::<Option<String>>(row, 10)?.map(CallId::new),
     })
@@ -2016,8 +2017,8 @@ impl LogStore for PostgresStore {
             &entry.at,
             &i32::from(entry.status),
             &outcome,
-            &entry.code,
-            &entry.message,
+            &entry.code.as_deref(),
+            &&*entry.message,
             &Json(&entry.ignored_keys),
             &entry.call_id.as_ref().map(|c| c.as_str()),
         ];

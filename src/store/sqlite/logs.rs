@@ -1,6 +1,7 @@
 //! [`LogStore`] (delivery log, request log, bounded by the retention) and
 //! [`IdempotencyStore`].
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
@@ -52,8 +53,8 @@ fn request_row(row: &Row<'_>) -> rusqlite::Result<RequestLogEntry> {
         at: get_ts(row, 4)?,
         status: row.get(5)?,
         outcome: get_enum(row, 6)?,
-        code: row.get(7)?,
-        message: row.get(8)?,
+        code: row.get::<_, Option<String>>(7)?.map(Cow::Owned),
+        message: Cow::Owned(row.get(8)?),
         ignored_keys: get_json(row, 9)?,
         call_id: row.get::<_, Option<String>>(10)?.map(CallId::new),
     })
@@ -183,8 +184,8 @@ impl LogStore for SqliteStore {
                 ts(r.at),
                 r.status,
                 outcome,
-                r.code,
-                r.message,
+                r.code.as_deref(),
+                &*r.message,
                 ignored,
                 r.call_id.as_ref().map(CallId::as_str),
             ])?;
