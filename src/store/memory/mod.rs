@@ -143,6 +143,10 @@ fn owned<'a, T>(
 ///
 /// Keeps at most `cap` entries and returns the one that fell out, for the caller to drop
 /// after releasing the lock.
+///
+/// A full log is a ring of exactly `cap` slots (shrunk to it once), and the oldest entry
+/// leaves before the newest comes in: the newest then takes the slot the oldest left, whose
+/// memory was just read, instead of another slot that has gone cold.
 fn push_bounded<T>(
     log: &mut VecDeque<T>,
     entry: T,
@@ -151,12 +155,19 @@ fn push_bounded<T>(
 ) -> Option<T> {
     let when = at(&entry);
     let pos = log.iter().position(|e| at(e) <= when).unwrap_or(log.len());
+    if log.len() < cap {
+        log.insert(pos, entry);
+        return None;
+    }
+    if pos >= cap {
+        // Older than every entry kept.
+        return Some(entry);
+    }
+    if log.capacity() > cap {
+        log.shrink_to(cap);
+    }
+    let evicted = log.pop_back();
     log.insert(pos, entry);
-    let evicted = if log.len() > cap {
-        log.pop_back()
-    } else {
-        None
-    };
     log.truncate(cap);
     evicted
 }
@@ -857,5 +868,40 @@ impl IdempotencyStore for MemoryStore {
         g.idempotency
             .remove(&(account.clone(), webhook.clone(), key.to_owned()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_full_log_keeps_the_newest_in_a_ring_of_its_size() {
+        let mut log: VecDeque<i64> = VecDeque::new();
+        let cap = 5;
+        for t in 1..=5 {
+            assert_eq!(push_bounded(&mut log, t, |&e| at(e), cap), None);
+        }
+        // Full: the oldest falls out, the ring is exactly `cap` long.
+        assert_eq!(push_bounded(&mut log, 6, |&e| at(e), cap), Some(1));
+        assert_eq!(log.capacity(), cap);
+        assert_eq!(log.iter().copied().collect::<Vec<_>>(), [6, 5, 4, 3, 2]);
+        // Late entries go where their time puts them; one older than all is refused.
+        assert_eq!(push_bounded(&mut log, 4, |&e| at(e), cap), Some(2));
+        assert_eq!(log.iter().copied().collect::<Vec<_>>(), [6, 5, 4, 4, 3]);
+        assert_eq!(push_bounded(&mut log, 1, |&e| at(e), cap), Some(1));
+        assert_eq!(log.iter().copied().collect::<Vec<_>>(), [6, 5, 4, 4, 3]);
+        for t in 7..100 {
+            push_bounded(&mut log, t, |&e| at(e), cap);
+        }
+        assert_eq!(
+            log.iter().copied().collect::<Vec<_>>(),
+            [99, 98, 97, 96, 95]
+        );
+        assert_eq!(log.capacity(), cap);
     }
 }
