@@ -340,22 +340,35 @@ pub fn signature_header<'a>(
     timestamp: i64,
     body: &[u8],
 ) -> String {
+    let mut out = String::new();
+    push_signature_header(&mut out, secrets, msg_id, timestamp, body);
+    out
+}
+
+/// [`signature_header`] appended to `out` (which may already hold other text).
+pub(crate) fn push_signature_header<'a>(
+    out: &mut String,
+    secrets: impl IntoIterator<Item = &'a SigningSecret>,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) {
     // One entry is `v1,` and 44 base64 characters; encoded straight into the string,
     // without the formatting machinery.
     const ENTRY_LEN: usize = SIGNATURE_VERSION.len() + 1 + SIGNATURE_B64_LEN;
-    let mut out = String::new();
+    let mut first = true;
     for secret in secrets {
-        if out.is_empty() {
+        if first {
             out.reserve(ENTRY_LEN);
+            first = false;
         } else {
             out.reserve(1 + ENTRY_LEN);
             out.push(' ');
         }
         out.push_str(SIGNATURE_VERSION);
         out.push(',');
-        STANDARD.encode_string(sign(secret, msg_id, timestamp, body).0, &mut out);
+        STANDARD.encode_string(sign(secret, msg_id, timestamp, body).0, out);
     }
-    out
 }
 
 /// The authenticated identity of a verified message.

@@ -710,7 +710,7 @@ async fn completion_fans_out_to_outbound_and_response_webhooks() {
     let mut targets: Vec<(String, String)> = done
         .deliveries
         .iter()
-        .map(|d| (d.endpoint_id.to_string(), d.event_type.clone()))
+        .map(|d| (d.endpoint_id.to_string(), d.event_type.to_string()))
         .collect();
     targets.sort();
     let mut want = vec![

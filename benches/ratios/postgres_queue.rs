@@ -277,7 +277,7 @@ async fn bare_cycle(client: &Client, st: &Statements, batch: &[Delivery]) -> usi
     let account: Vec<&str> = batch.iter().map(|d| d.account.as_str()).collect();
     let endpoint: Vec<&str> = batch.iter().map(|d| d.endpoint_id.as_str()).collect();
     let message: Vec<&str> = batch.iter().map(|d| d.message_id.as_str()).collect();
-    let event: Vec<&str> = batch.iter().map(|d| d.event_type.as_str()).collect();
+    let event: Vec<&str> = batch.iter().map(|d| &*d.event_type).collect();
     let payload: Vec<&[u8]> = batch.iter().map(|d| &d.payload[..]).collect();
     let call: Vec<Option<&str>> = batch
         .iter()

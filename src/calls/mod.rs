@@ -383,7 +383,7 @@ impl<S: Store + ?Sized> CallService<S> {
                 account: account.clone(),
                 endpoint_id: e.id.clone(),
                 message_id: MessageId::generate()?,
-                event_type: event_type.to_owned(),
+                event_type: event_type.into(),
                 // Exactly sized: a `Vec` with spare capacity would become a `Bytes` that
                 // keeps the spare bytes (and a separate header) while the delivery is queued.
                 payload: Bytes::from(payload.into_boxed_slice()),

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::DeliveryError;
 use super::client::{HttpClient, HttpResponse, TransportError, TransportErrorKind};
-use super::request::{BuildError, Outgoing, build_request_to};
+use super::request::{BuildError, Outgoing, Target, build_request_to};
 use super::retry::{RetrySchedule, retry_after};
 use crate::destination::check_url;
 use crate::fixtures::test_button_payload;
@@ -214,8 +214,9 @@ struct CacheEntry {
 /// endpoint (one lock per attempt).
 #[derive(Debug, Clone)]
 struct Cached {
-    /// The URL parsed once (POST endpoints; a GET URL changes with every payload).
-    uri: Option<http::Uri>,
+    /// The URL parsed once, with its `host` header (POST endpoints; a GET URL changes with
+    /// every payload).
+    target: Option<Target>,
     /// The endpoint's failing state as last written.
     failing: bool,
     /// When a success was last written.
@@ -250,8 +251,8 @@ impl EndpointCache {
     }
 
     fn put(&self, id: WebhookId, endpoint: Arc<UnsealedEndpoint>) -> Cached {
-        let uri = (endpoint.endpoint.method == HttpMethod::Post)
-            .then(|| http::Uri::try_from(endpoint.endpoint.url.as_str()).ok())
+        let target = (endpoint.endpoint.method == HttpMethod::Post)
+            .then(|| Target::parse(&endpoint.endpoint.url).ok())
             .flatten();
         let mut g = self.lock();
         if g.len() >= CACHE_MAX {
@@ -259,7 +260,7 @@ impl EndpointCache {
         }
         let previous = g.remove(&id);
         let cached = Cached {
-            uri,
+            target,
             failing: endpoint.endpoint.failing_since.is_some(),
             success_written: previous
                 .and_then(|p| p.cached.success_written)
@@ -472,7 +473,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         };
         let request = match self.request_for(
             &unsealed,
-            cached.uri.as_ref(),
+            cached.target.as_ref(),
             d.message_id.as_str(),
             &d.payload,
             now,
@@ -655,7 +656,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
     fn request_for(
         &self,
         e: &UnsealedEndpoint,
-        uri: Option<&http::Uri>,
+        target: Option<&Target>,
         message_id: &str,
         payload: &Bytes,
         now: DateTime<Utc>,
@@ -671,7 +672,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             user_agent: &self.user_agent,
             max_get_url: self.config.max_get_url,
         };
-        build_request_to(&out, uri)
+        build_request_to(&out, target)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -64,21 +64,64 @@ pub fn build_request(out: &Outgoing<'_>) -> Result<Request<Bytes>, BuildError> {
     build_request_to(out, None)
 }
 
-/// [`build_request`] with the URL of a POST already parsed (the engine keeps it with the
-/// endpoint it caches, so that it is not parsed again for every attempt).
+/// Where a POST goes, parsed once: the engine keeps it with the endpoint it caches, so
+/// that neither the URL nor the `host` header is made again for every attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    uri: http::Uri,
+    /// `None` only for a URI without a host, which the client refuses.
+    host: Option<HeaderValue>,
+}
+
+impl Target {
+    /// Parses `url`.
+    pub(crate) fn parse(url: &str) -> Result<Self, BuildError> {
+        Self::from_uri(parse_uri(url.to_owned())?)
+    }
+
+    fn from_uri(uri: http::Uri) -> Result<Self, BuildError> {
+        let host = host_header(&uri)?;
+        Ok(Target { uri, host })
+    }
+}
+
+/// The `host` header a URI implies: its host, and its port unless that is the scheme's
+/// default (as hyper-util's client would add it).
+fn host_header(uri: &http::Uri) -> Result<Option<HeaderValue>, BuildError> {
+    let Some(host) = uri.host() else {
+        return Ok(None);
+    };
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let value = match uri.port_u16() {
+        Some(port) if port != default_port => HeaderValue::try_from(format!("{host}:{port}")),
+        _ => HeaderValue::try_from(host),
+    };
+    value
+        .map(Some)
+        .map_err(|_| BuildError::Url("the host is not a valid header value".into()))
+}
+
+/// [`build_request`] with the target of a POST already parsed.
+///
+/// Every header is set here, `host` and `content-length` included, so that the client
+/// adds none. The values made for this attempt (`webhook-id`, `webhook-timestamp`,
+/// `webhook-signature`, `content-length`) share one buffer: two allocations instead of one
+/// or two each.
 pub(crate) fn build_request_to(
     out: &Outgoing<'_>,
-    parsed: Option<&http::Uri>,
+    parsed: Option<&Target>,
 ) -> Result<Request<Bytes>, BuildError> {
-    let signature =
-        signing::signature_header(out.secrets, out.message_id, out.timestamp, out.payload);
-    let (method, uri, body) = match out.method {
+    let (method, target, body) = match out.method {
         HttpMethod::Post => {
-            let uri = match parsed {
-                Some(u) => u.clone(),
-                None => parse_uri(out.url.to_owned())?,
+            let target = match parsed {
+                Some(t) => t.clone(),
+                None => Target::parse(out.url)?,
             };
-            (Method::POST, uri, out.payload.clone())
+            (Method::POST, target, out.payload.clone())
         }
         HttpMethod::Get => {
             let mut url = url::Url::parse(out.url).map_err(|e| BuildError::Url(e.to_string()))?;
@@ -91,23 +134,58 @@ pub(crate) fn build_request_to(
                     max: out.max_get_url,
                 });
             }
-            (Method::GET, parse_uri(s)?, Bytes::new())
+            (Method::GET, Target::from_uri(parse_uri(s)?)?, Bytes::new())
         }
     };
+
+    // The per-attempt values, one after the other in one buffer.
+    const SIGNATURE_ENTRY: usize = 48;
+    let mut text = String::with_capacity(
+        out.message_id.len() + 20 + out.secrets.len() * (SIGNATURE_ENTRY + 1) + 20,
+    );
+    text.push_str(out.message_id);
+    let id_end = text.len();
+    push_display(&mut text, out.timestamp);
+    let timestamp_end = text.len();
+    signing::push_signature_header(
+        &mut text,
+        out.secrets,
+        out.message_id,
+        out.timestamp,
+        out.payload,
+    );
+    let signature_end = text.len();
+    if method == Method::POST {
+        push_display(&mut text, body.len());
+    }
+    let text = Bytes::from(text.into_bytes());
+    let value = |range: std::ops::Range<usize>| HeaderValue::from_maybe_shared(text.slice(range));
+
     let mut req = Request::new(body);
     *req.method_mut() = method;
+    let Target { uri, host } = target;
     *req.uri_mut() = uri;
     let h = req.headers_mut();
-    // Ours, the custom ones, and `host`, which the client adds: room for all from the
-    // start (a header map that grows allocates and rehashes).
-    h.reserve(6 + out.headers.len());
+    // Ours and the custom ones: room for all from the start (a header map that grows
+    // allocates and rehashes).
+    h.reserve(7 + out.headers.len());
     h.insert(
         WEBHOOK_ID,
-        HeaderValue::from_str(out.message_id).map_err(|_| BuildError::MessageId)?,
+        value(0..id_end).map_err(|_| BuildError::MessageId)?,
     );
-    h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(out.timestamp));
-    if let Ok(v) = HeaderValue::from_str(&signature) {
+    if let Ok(v) = value(id_end..timestamp_end) {
+        h.insert(WEBHOOK_TIMESTAMP, v);
+    }
+    if let Ok(v) = value(timestamp_end..signature_end) {
         h.insert(WEBHOOK_SIGNATURE, v);
+    }
+    if signature_end < text.len()
+        && let Ok(v) = value(signature_end..text.len())
+    {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    if let Some(host) = host {
+        h.insert(header::HOST, host);
     }
     h.insert(
         header::CONTENT_TYPE,
@@ -120,6 +198,13 @@ pub(crate) fn build_request_to(
     Ok(req)
 }
 
+/// Appends `v` formatted (no allocation: the string has room).
+fn push_display(text: &mut String, v: impl std::fmt::Display) {
+    use std::fmt::Write as _;
+    // Writing to a `String` cannot fail.
+    let _ = write!(text, "{v}");
+}
+
 fn parse_uri(url: String) -> Result<http::Uri, BuildError> {
     http::Uri::try_from(url).map_err(|e| BuildError::Url(e.to_string()))
 }
@@ -127,11 +212,34 @@ fn parse_uri(url: String) -> Result<http::Uri, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signing::Verifier;
+    use chrono::{TimeZone, Utc};
+
+    fn outgoing<'a>(
+        url: &'a str,
+        method: HttpMethod,
+        headers: &'a [(HeaderName, HeaderValue)],
+        secrets: &'a [SigningSecret],
+        payload: &'a Bytes,
+        ua: &'a HeaderValue,
+    ) -> Outgoing<'a> {
+        Outgoing {
+            url,
+            method,
+            headers,
+            secrets,
+            message_id: "msg_2a7Kq",
+            timestamp: 1_700_000_000,
+            payload,
+            user_agent: ua,
+            max_get_url: 8192,
+        }
+    }
 
     #[test]
-    fn the_header_map_has_room_for_the_host_header() {
+    fn every_header_is_set_and_the_signature_verifies() {
         let secrets = [SigningSecret::generate().unwrap()];
-        let payload = Bytes::from_static(b"{}");
+        let payload = Bytes::from_static(br#"{"type":"call.finished"}"#);
         let ua = HeaderValue::from_static("atllas-webhooks");
         for custom in [0, 1, 3] {
             let headers: Vec<(HeaderName, HeaderValue)> = (0..custom)
@@ -142,22 +250,129 @@ mod tests {
                     )
                 })
                 .collect();
-            let out = Outgoing {
-                url: "https://example.com/hook",
-                method: HttpMethod::Post,
-                headers: &headers,
-                secrets: &secrets,
-                message_id: "msg_1",
-                timestamp: 1,
-                payload: &payload,
-                user_agent: &ua,
-                max_get_url: 8192,
-            };
-            let mut req = build_request(&out).unwrap();
-            let room = req.headers().capacity();
-            req.headers_mut()
-                .insert(header::HOST, HeaderValue::from_static("example.com"));
-            assert_eq!(req.headers().capacity(), room, "{custom} custom headers");
+            let out = outgoing(
+                "https://example.com/hook",
+                HttpMethod::Post,
+                &headers,
+                &secrets,
+                &payload,
+                &ua,
+            );
+            let req = build_request(&out).unwrap();
+            let h = req.headers();
+            assert_eq!(h.len(), 7 + custom, "{custom} custom headers");
+            assert_eq!(h[header::HOST], "example.com");
+            assert_eq!(
+                h[header::CONTENT_LENGTH],
+                payload.len().to_string().as_str()
+            );
+            assert_eq!(h[WEBHOOK_ID], "msg_2a7Kq");
+            assert_eq!(h[WEBHOOK_TIMESTAMP], "1700000000");
+            assert_eq!(h[header::CONTENT_TYPE], "application/json");
+            assert_eq!(h[header::USER_AGENT], "atllas-webhooks");
+            let now = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+            let verified = Verifier::new(secrets[0].clone())
+                .verify(h, req.body(), now)
+                .unwrap();
+            assert_eq!(verified.id, "msg_2a7Kq");
+            // A prepared target gives the same request.
+            let target = Target::parse(out.url).unwrap();
+            let again = build_request_to(&out, Some(&target)).unwrap();
+            assert_eq!(again.headers(), req.headers());
+            assert_eq!(again.uri(), req.uri());
         }
+    }
+
+    #[test]
+    fn two_secrets_sign_twice_and_no_secret_signs_empty() {
+        let secrets = [
+            SigningSecret::generate().unwrap(),
+            SigningSecret::generate().unwrap(),
+        ];
+        let payload = Bytes::from_static(b"{}");
+        let ua = HeaderValue::from_static("ua");
+        let two = outgoing(
+            "https://example.com/",
+            HttpMethod::Post,
+            &[],
+            &secrets,
+            &payload,
+            &ua,
+        );
+        let req = build_request(&two).unwrap();
+        let sig = req.headers()[WEBHOOK_SIGNATURE].to_str().unwrap();
+        assert_eq!(
+            sig,
+            signing::signature_header(&secrets, "msg_2a7Kq", 1_700_000_000, b"{}")
+        );
+        assert_eq!(sig.split(' ').count(), 2);
+        let none = outgoing(
+            "https://example.com/",
+            HttpMethod::Post,
+            &[],
+            &[],
+            &payload,
+            &ua,
+        );
+        let req = build_request(&none).unwrap();
+        assert_eq!(req.headers()[WEBHOOK_SIGNATURE], "");
+        assert_eq!(req.headers()[header::CONTENT_LENGTH], "2");
+    }
+
+    #[test]
+    fn the_host_header_names_a_port_only_when_it_is_not_the_default() {
+        let payload = Bytes::from_static(b"{}");
+        let ua = HeaderValue::from_static("ua");
+        for (url, host) in [
+            ("https://example.com/hook", "example.com"),
+            ("https://example.com:443/hook", "example.com"),
+            ("https://example.com:8443/hook", "example.com:8443"),
+            ("http://example.com/hook", "example.com"),
+            ("http://example.com:80/hook", "example.com"),
+            ("http://example.com:443/hook", "example.com:443"),
+            ("http://[::1]:9000/hook", "[::1]:9000"),
+            ("http://127.0.0.1:8080/", "127.0.0.1:8080"),
+        ] {
+            let out = outgoing(url, HttpMethod::Post, &[], &[], &payload, &ua);
+            let req = build_request(&out).unwrap();
+            assert_eq!(req.headers()[header::HOST], host, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_get_carries_the_payload_in_the_query_and_no_content_length() {
+        let payload = Bytes::from_static(br#"{"a":1}"#);
+        let ua = HeaderValue::from_static("ua");
+        let out = outgoing(
+            "https://example.com:8443/hook?x=1",
+            HttpMethod::Get,
+            &[],
+            &[],
+            &payload,
+            &ua,
+        );
+        let req = build_request(&out).unwrap();
+        assert_eq!(req.method(), Method::GET);
+        assert!(req.body().is_empty());
+        assert!(!req.headers().contains_key(header::CONTENT_LENGTH));
+        assert_eq!(req.headers()[header::HOST], "example.com:8443");
+        let query = req.uri().query().unwrap();
+        assert!(query.starts_with("x=1&payload="), "{query}");
+    }
+
+    #[test]
+    fn a_message_id_that_is_no_header_value_is_refused() {
+        let payload = Bytes::from_static(b"{}");
+        let ua = HeaderValue::from_static("ua");
+        let mut out = outgoing(
+            "https://example.com/",
+            HttpMethod::Post,
+            &[],
+            &[],
+            &payload,
+            &ua,
+        );
+        out.message_id = "msg\nX";
+        assert_eq!(build_request(&out).unwrap_err(), BuildError::MessageId);
     }
 }

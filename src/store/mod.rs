@@ -38,7 +38,7 @@ pub mod sqlite;
 pub use records::{
     CallOrigin, CallRecord, CallState, Delivery, DeliveryAttempt, DeliveryFilter, DeliveryState,
     Endpoint, EndpointKind, InboundWebhook, Lease, LeaseOutcome, RequestLogEntry, RequestOutcome,
-    SealedHeader, SealedSecret, TransportErrorKind,
+    SealedHeader, SealedSecret, TransportErrorKind, event_type,
 };
 
 /// Errors of every backend.

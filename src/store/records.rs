@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, CallId, CampaignId, DeliveryId, MessageId, WebhookId};
-use crate::model::{Call, Contact, HttpMethod};
+use crate::model::{Call, CallCompleted, CallFinished, Contact, HttpMethod};
 use crate::secrets::Sealed;
 use crate::validate::IgnoredKey;
 
@@ -201,6 +201,17 @@ impl DeliveryState {
     }
 }
 
+/// An event type's name as the records hold it: borrowed for `call.finished` and
+/// `call.completed`, so that leasing a delivery or logging an attempt copies no string.
+#[must_use]
+pub fn event_type(name: &str) -> Cow<'static, str> {
+    match name {
+        CallFinished::TYPE => Cow::Borrowed(CallFinished::TYPE),
+        CallCompleted::TYPE => Cow::Borrowed(CallCompleted::TYPE),
+        other => Cow::Owned(other.to_owned()),
+    }
+}
+
 /// One event to one endpoint. Its `message_id` is the `webhook-id` header and never changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -213,8 +224,9 @@ pub struct Delivery {
     pub endpoint_id: WebhookId,
     /// The message id, stable across retries and redeliveries.
     pub message_id: MessageId,
-    /// `call.finished` or `call.completed`.
-    pub event_type: String,
+    /// `call.finished` or `call.completed` (borrowed: the stores hand out these two
+    /// without allocating; see [`event_type`]).
+    pub event_type: Cow<'static, str>,
     /// The exact JSON that is signed and sent.
     #[serde(with = "bytes_as_string")]
     pub payload: Bytes,
@@ -334,8 +346,9 @@ pub struct DeliveryAttempt {
     pub delivery_id: Option<DeliveryId>,
     /// The message id (`webhook-id`).
     pub message_id: MessageId,
-    /// `call.finished` or `call.completed`.
-    pub event_type: String,
+    /// `call.finished` or `call.completed` (borrowed: the stores hand out these two
+    /// without allocating; see [`event_type`]).
+    pub event_type: Cow<'static, str>,
     /// 1 for the first attempt.
     pub attempt: u32,
     /// When it started.

@@ -798,7 +798,7 @@ fn delivery_row(row: &Row) -> StoreResult<Delivery> {
         account: AccountId::new(col::<String>(row, 1)?),
         endpoint_id: WebhookId::new(col::<String>(row, 2)?),
         message_id: MessageId::new(col::<String>(row, 3)?),
-        event_type: col(row, 4)?,
+        event_type: crate::store::event_type(col(row, 4)?),
         payload: Bytes::from(col::<Vec<u8>>(row, 5)?),
         call_id: col::<Option<String>>(row, 6)?.map(CallId::new),
         state: delivery_state_col(row, 7)?,
@@ -820,7 +820,7 @@ fn attempt_row(row: &Row) -> StoreResult<DeliveryAttempt> {
         endpoint_id: WebhookId::new(col::<String>(row, 1)?),
         delivery_id: col::<Option<String>>(row, 2)?.map(DeliveryId::new),
         message_id: MessageId::new(col::<String>(row, 3)?),
-        event_type: col(row, 4)?,
+        event_type: crate::store::event_type(col(row, 4)?),
         attempt: u32_col(row, 5)?,
         at: col(row, 6)?,
         status: match col::<Option<i32>>(row, 7)? {

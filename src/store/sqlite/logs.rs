@@ -28,7 +28,7 @@ fn attempt_row(row: &Row<'_>) -> rusqlite::Result<DeliveryAttempt> {
         endpoint_id: WebhookId::new(row.get::<_, String>(1)?),
         delivery_id: row.get::<_, Option<String>>(2)?.map(DeliveryId::new),
         message_id: MessageId::new(row.get::<_, String>(3)?),
-        event_type: row.get(4)?,
+        event_type: crate::store::event_type(row.get_ref(4)?.as_str()?),
         attempt: row.get(5)?,
         at: get_ts(row, 6)?,
         status: row.get(7)?,

@@ -21,7 +21,7 @@ pub(super) fn delivery_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         account: AccountId::new(row.get::<_, String>(1)?),
         endpoint_id: WebhookId::new(row.get::<_, String>(2)?),
         message_id: MessageId::new(row.get::<_, String>(3)?),
-        event_type: row.get(4)?,
+        event_type: crate::store::event_type(row.get_ref(4)?.as_str()?),
         payload: Bytes::from(row.get::<_, Vec<u8>>(5)?),
         call_id: row.get::<_, Option<String>>(6)?.map(CallId::new),
         state: get_delivery_state(row, 7)?,
