@@ -214,8 +214,8 @@ struct CacheEntry {
 /// endpoint (one lock per attempt).
 #[derive(Debug, Clone)]
 struct Cached {
-    /// The URL parsed once, with its `host` header (POST endpoints; a GET URL changes with
-    /// every payload).
+    /// The URL parsed and the headers that stay the same made once (POST endpoints; a GET
+    /// URL changes with every payload).
     target: Option<Target>,
     /// The endpoint's failing state as last written.
     failing: bool,
@@ -250,9 +250,14 @@ impl EndpointCache {
             .map(|e| (e.endpoint.clone(), e.cached.clone()))
     }
 
-    fn put(&self, id: WebhookId, endpoint: Arc<UnsealedEndpoint>) -> Cached {
+    fn put(
+        &self,
+        id: WebhookId,
+        endpoint: Arc<UnsealedEndpoint>,
+        user_agent: &http::HeaderValue,
+    ) -> Cached {
         let target = (endpoint.endpoint.method == HttpMethod::Post)
-            .then(|| Target::parse(&endpoint.endpoint.url).ok())
+            .then(|| Target::post(&endpoint.endpoint.url, &endpoint.headers, user_agent).ok())
             .flatten();
         let mut g = self.lock();
         if g.len() >= CACHE_MAX {
@@ -436,7 +441,9 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
             }));
         }
         let unsealed = Arc::new(self.registry.unseal_endpoint(endpoint)?);
-        let cached = self.cache.put(id.clone(), unsealed.clone());
+        let cached = self
+            .cache
+            .put(id.clone(), unsealed.clone(), &self.user_agent);
         Ok(Ok((unsealed, cached)))
     }
 

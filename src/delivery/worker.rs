@@ -216,9 +216,10 @@ async fn write_loop<S: Store + ?Sized + 'static>(
     let mut buf = Vec::with_capacity(WRITE_BATCH);
     // Whatever arrived while the previous batch was being written makes the next batch.
     while rx.recv_many(&mut buf, WRITE_BATCH).await > 0 {
-        let mut attempts = Vec::new();
-        let mut leases = Vec::new();
-        let mut outcomes = Vec::new();
+        // Sized once: a batch that grows one push at a time reallocates its way up.
+        let mut attempts = Vec::with_capacity(buf.len());
+        let mut leases = Vec::with_capacity(buf.len());
+        let mut outcomes = Vec::with_capacity(buf.len());
         let mut now = None;
         for write in buf.drain(..) {
             attempts.extend(write.attempt);

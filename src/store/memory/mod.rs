@@ -741,7 +741,7 @@ impl LogStore for MemoryStore {
 
     async fn append_attempts(&self, attempts: Vec<DeliveryAttempt>) -> StoreResult<()> {
         let cap = self.retention.attempts_per_endpoint.max(1);
-        let mut evicted = Vec::new();
+        let mut evicted = Vec::with_capacity(attempts.len());
         {
             let mut g = self.lock();
             for attempt in attempts {
