@@ -215,8 +215,9 @@ struct CacheEntry {
 #[derive(Debug, Clone)]
 struct Cached {
     /// The URL parsed and the headers that stay the same made once (POST endpoints; a GET
-    /// URL changes with every payload).
-    target: Option<Target>,
+    /// URL changes with every payload). Shared: an attempt copies it once, into its
+    /// request.
+    target: Option<Arc<Target>>,
     /// The endpoint's failing state as last written.
     failing: bool,
     /// When a success was last written.
@@ -258,7 +259,8 @@ impl EndpointCache {
     ) -> Cached {
         let target = (endpoint.endpoint.method == HttpMethod::Post)
             .then(|| Target::post(&endpoint.endpoint.url, &endpoint.headers, user_agent).ok())
-            .flatten();
+            .flatten()
+            .map(Arc::new);
         let mut g = self.lock();
         if g.len() >= CACHE_MAX {
             g.clear();
@@ -480,7 +482,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         };
         let request = match self.request_for(
             &unsealed,
-            cached.target.as_ref(),
+            cached.target.as_deref(),
             d.message_id.as_str(),
             &d.payload,
             now,
