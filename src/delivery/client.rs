@@ -44,6 +44,10 @@ impl TransportError {
 /// is), must bound how much of the body they read, and should refuse destinations the
 /// [`DestinationPolicy`](crate::destination::DestinationPolicy) forbids at connect time,
 /// answering [`TransportErrorKind::Blocked`].
+///
+/// The engine's requests come from [`build_request`](super::build_request): `host` and
+/// `content-length` are already set (a client that rewrites the URI, a proxy say, must set
+/// `host` again itself).
 #[async_trait]
 pub trait HttpClient: Send + Sync {
     /// Sends `request` and returns the response or a transport error.

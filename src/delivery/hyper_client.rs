@@ -790,6 +790,8 @@ mod tests {
     fn a_send_future_fits_the_allocators_thread_cache() {
         // glibc serves blocks up to 1032 bytes from a per-thread cache; a larger boxed
         // future takes the arena lock twice per request (measured: `delivery_loopback`).
+        // A tripwire: the size depends on hyper-util and the compiler; if an upgrade
+        // trips it, shrink the future again or re-measure and raise the bound knowingly.
         let client = HyperClient::new(ClientConfig::default()).unwrap();
         let boxed = client.send(Request::new(Bytes::new()));
         let size = std::mem::size_of_val(&*boxed);

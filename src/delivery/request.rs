@@ -56,10 +56,17 @@ pub struct Outgoing<'a> {
     pub max_get_url: usize,
 }
 
-/// Builds the request: `webhook-id`, `webhook-timestamp`, `webhook-signature` (one per
-/// secret), `content-type: application/json`, `user-agent`, then the custom headers. POST
+/// Builds the request, with its headers in this order: `webhook-id`, `webhook-timestamp`,
+/// `webhook-signature` (one entry per secret; empty with no secret), `content-length` (POST
+/// only, also when the payload is empty), `host` (the URL's host, and its port unless it is
+/// the scheme's default), `content-type: application/json`, `user-agent`, then the custom
+/// headers (a custom `user-agent` replaces the default in its place; the other names set
+/// here are reserved, see [`RESERVED_HEADERS`](crate::registry::headers::RESERVED_HEADERS)). POST
 /// sends the JSON as the body; GET sends no body and adds the exact JSON as the query
 /// parameter `payload` (URL-encoded, after the URL's own query), signed over that JSON.
+///
+/// An [`HttpClient`](super::HttpClient) therefore receives `host` and `content-length`
+/// already set.
 pub fn build_request(out: &Outgoing<'_>) -> Result<Request<Bytes>, BuildError> {
     build_request_to(out, None)
 }
@@ -206,16 +213,24 @@ pub(crate) fn build_request_to(
         WEBHOOK_ID,
         value(0..id_end).map_err(|_| BuildError::MessageId)?,
     );
-    if let Ok(v) = value(id_end..timestamp_end) {
-        headers.insert(WEBHOOK_TIMESTAMP, v);
-    }
-    if let Ok(v) = value(timestamp_end..signature_end) {
-        headers.insert(WEBHOOK_SIGNATURE, v);
-    }
-    if method == Method::POST
-        && let Ok(v) = value(signature_end..text.len())
-    {
-        headers.insert(header::CONTENT_LENGTH, v);
+    // Digits and base64 are always valid values; were one not, its header is left out
+    // rather than sent empty.
+    for (name, range) in [
+        (WEBHOOK_TIMESTAMP, id_end..timestamp_end),
+        (WEBHOOK_SIGNATURE, timestamp_end..signature_end),
+        (header::CONTENT_LENGTH, signature_end..text.len()),
+    ] {
+        if name == header::CONTENT_LENGTH && method != Method::POST {
+            continue;
+        }
+        match value(range) {
+            Ok(v) => {
+                headers.insert(name, v);
+            }
+            Err(_) => {
+                headers.remove(name);
+            }
+        }
     }
     let mut req = Request::new(body);
     *req.method_mut() = method;
@@ -358,6 +373,32 @@ mod tests {
         let req = build_request(&none).unwrap();
         assert_eq!(req.headers()[WEBHOOK_SIGNATURE], "");
         assert_eq!(req.headers()[header::CONTENT_LENGTH], "2");
+    }
+
+    #[test]
+    fn a_custom_user_agent_replaces_the_default_in_its_place_and_an_empty_body_has_a_length() {
+        let payload = Bytes::new();
+        let ua = HeaderValue::from_static("atllas-webhooks");
+        let headers = [(header::USER_AGENT, HeaderValue::from_static("acme/2"))];
+        let out = outgoing(
+            "https://example.com/",
+            HttpMethod::Post,
+            &headers,
+            &[],
+            &payload,
+            &ua,
+        );
+        let prepared = Target::post(out.url, out.headers, out.user_agent).unwrap();
+        for req in [
+            build_request(&out).unwrap(),
+            build_request_to(&out, Some(&prepared)).unwrap(),
+        ] {
+            let h = req.headers();
+            assert_eq!(h.get_all(header::USER_AGENT).iter().count(), 1);
+            assert_eq!(h[header::USER_AGENT], "acme/2");
+            assert_eq!(h.keys().nth(6), Some(&header::USER_AGENT));
+            assert_eq!(h[header::CONTENT_LENGTH], "0");
+        }
     }
 
     #[test]

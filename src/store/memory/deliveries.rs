@@ -1,5 +1,5 @@
 //! The memory store's delivery table, kept compact: a pending delivery costs its payload
-//! plus about 400 bytes (the `memory` figure of `cargo bench --bench ratios`).
+//! plus about 450 bytes (the `memory` figure of `cargo bench --bench ratios`).
 //!
 //! - Records live in one `Vec` by row number (rows are never removed, like the log of a
 //!   durable store); a `Vec` only makes resident what it holds.

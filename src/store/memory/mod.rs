@@ -741,15 +741,23 @@ impl LogStore for MemoryStore {
 
     async fn append_attempts(&self, attempts: Vec<DeliveryAttempt>) -> StoreResult<()> {
         let cap = self.retention.attempts_per_endpoint.max(1);
-        let mut evicted = Vec::with_capacity(attempts.len());
+        let mut evicted = Vec::new();
         {
             let mut g = self.lock();
-            for attempt in attempts {
+            let n = attempts.len();
+            for (i, attempt) in attempts.into_iter().enumerate() {
                 let log = match g.attempts.get_mut(attempt.endpoint_id.as_str()) {
                     Some(log) => log,
                     None => g.attempts.entry(attempt.endpoint_id.clone()).or_default(),
                 };
-                evicted.extend(push_bounded(log, attempt, |a| a.at, cap));
+                if let Some(old) = push_bounded(log, attempt, |a| a.at, cap) {
+                    // Sized at the first eviction (the rest of the batch may evict too),
+                    // not grown by doubling; nothing is allocated while logs fill up.
+                    if evicted.capacity() == 0 {
+                        evicted.reserve(n - i);
+                    }
+                    evicted.push(old);
+                }
             }
         }
         // Freed after the lock is released.

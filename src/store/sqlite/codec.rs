@@ -152,6 +152,19 @@ pub(super) fn get_enum_opt<T: DeserializeOwned>(
     }
 }
 
+/// Column `i` as an event type, borrowed for the two known ones
+/// ([`event_type`](crate::store::event_type)).
+pub(super) fn get_event_type(
+    row: &Row<'_>,
+    i: usize,
+) -> rusqlite::Result<std::borrow::Cow<'static, str>> {
+    let text = row
+        .get_ref(i)?
+        .as_str()
+        .map_err(|e| corrupt(i, Type::Text, format!("event type: {e}")))?;
+    Ok(crate::store::event_type(text))
+}
+
 /// Column `i` as a delivery state.
 pub(super) fn get_delivery_state(row: &Row<'_>, i: usize) -> rusqlite::Result<DeliveryState> {
     match row.get_ref(i)?.as_str()? {

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::codec::{
-    enum_name, get_enum, get_enum_opt, get_json, get_ts, get_u64, int, list_limit, to_json, ts,
+    enum_name, get_enum, get_enum_opt, get_event_type, get_json, get_ts, get_u64, int, list_limit,
+    to_json, ts,
 };
 use super::{IDEMPOTENCY_SWEEP_EVERY, SqliteStore};
 use crate::ids::{AccountId, CallId, DeliveryId, MessageId, WebhookId};
@@ -28,7 +29,7 @@ fn attempt_row(row: &Row<'_>) -> rusqlite::Result<DeliveryAttempt> {
         endpoint_id: WebhookId::new(row.get::<_, String>(1)?),
         delivery_id: row.get::<_, Option<String>>(2)?.map(DeliveryId::new),
         message_id: MessageId::new(row.get::<_, String>(3)?),
-        event_type: crate::store::event_type(row.get_ref(4)?.as_str()?),
+        event_type: get_event_type(row, 4)?,
         attempt: row.get(5)?,
         at: get_ts(row, 6)?,
         status: row.get(7)?,

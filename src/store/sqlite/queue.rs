@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::SqliteStore;
-use super::codec::{DbResult, from_ts, get_delivery_state, get_ts, list_limit, ts};
+use super::codec::{DbResult, from_ts, get_delivery_state, get_event_type, get_ts, list_limit, ts};
 use crate::ids::{AccountId, CallId, DeliveryId, MessageId, WebhookId};
 use crate::store::{
     Delivery, DeliveryFilter, Lease, LeaseOutcome, QueueStore, StoreError, StoreResult,
@@ -21,7 +21,7 @@ pub(super) fn delivery_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         account: AccountId::new(row.get::<_, String>(1)?),
         endpoint_id: WebhookId::new(row.get::<_, String>(2)?),
         message_id: MessageId::new(row.get::<_, String>(3)?),
-        event_type: crate::store::event_type(row.get_ref(4)?.as_str()?),
+        event_type: get_event_type(row, 4)?,
         payload: Bytes::from(row.get::<_, Vec<u8>>(5)?),
         call_id: row.get::<_, Option<String>>(6)?.map(CallId::new),
         state: get_delivery_state(row, 7)?,
