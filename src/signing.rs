@@ -345,6 +345,9 @@ pub fn signature_header<'a>(
     out
 }
 
+/// Length of one `webhook-signature` entry: `v1,` and 44 base64 characters.
+pub(crate) const SIGNATURE_ENTRY_LEN: usize = SIGNATURE_VERSION.len() + 1 + SIGNATURE_B64_LEN;
+
 /// [`signature_header`] appended to `out` (which may already hold other text).
 pub(crate) fn push_signature_header<'a>(
     out: &mut String,
@@ -353,9 +356,8 @@ pub(crate) fn push_signature_header<'a>(
     timestamp: i64,
     body: &[u8],
 ) {
-    // One entry is `v1,` and 44 base64 characters; encoded straight into the string,
-    // without the formatting machinery.
-    const ENTRY_LEN: usize = SIGNATURE_VERSION.len() + 1 + SIGNATURE_B64_LEN;
+    // Encoded straight into the string, without the formatting machinery.
+    const ENTRY_LEN: usize = SIGNATURE_ENTRY_LEN;
     let mut first = true;
     for secret in secrets {
         if first {

@@ -184,10 +184,10 @@ pub(crate) fn build_request_to(
         }
     };
 
-    // The per-attempt values, one after the other in one buffer.
-    const SIGNATURE_ENTRY: usize = 48;
+    // The per-attempt values, one after the other in one buffer (room for two numbers of
+    // up to 20 digits and every signature with its separator).
     let mut text = String::with_capacity(
-        out.message_id.len() + 20 + out.secrets.len() * (SIGNATURE_ENTRY + 1) + 20,
+        out.message_id.len() + 20 + out.secrets.len() * (signing::SIGNATURE_ENTRY_LEN + 1) + 20,
     );
     text.push_str(out.message_id);
     let id_end = text.len();
@@ -215,22 +215,14 @@ pub(crate) fn build_request_to(
     );
     // Digits and base64 are always valid values; were one not, its header is left out
     // rather than sent empty.
-    for (name, range) in [
-        (WEBHOOK_TIMESTAMP, id_end..timestamp_end),
-        (WEBHOOK_SIGNATURE, timestamp_end..signature_end),
-        (header::CONTENT_LENGTH, signature_end..text.len()),
-    ] {
-        if name == header::CONTENT_LENGTH && method != Method::POST {
-            continue;
-        }
-        match value(range) {
-            Ok(v) => {
-                headers.insert(name, v);
-            }
-            Err(_) => {
-                headers.remove(name);
-            }
-        }
+    let mut set = |name: HeaderName, range: std::ops::Range<usize>| match value(range) {
+        Ok(v) => headers.insert(name, v),
+        Err(_) => headers.remove(name),
+    };
+    set(WEBHOOK_TIMESTAMP, id_end..timestamp_end);
+    set(WEBHOOK_SIGNATURE, timestamp_end..signature_end);
+    if method == Method::POST {
+        set(header::CONTENT_LENGTH, signature_end..text.len());
     }
     let mut req = Request::new(body);
     *req.method_mut() = method;
@@ -275,6 +267,11 @@ mod tests {
             user_agent: ua,
             max_get_url: 8192,
         }
+    }
+
+    /// A POST to `url` with no custom header and no secret.
+    fn bare<'a>(url: &'a str, payload: &'a Bytes, ua: &'a HeaderValue) -> Outgoing<'a> {
+        outgoing(url, HttpMethod::Post, &[], &[], payload, ua)
     }
 
     #[test]
@@ -362,14 +359,7 @@ mod tests {
             signing::signature_header(&secrets, "msg_2a7Kq", 1_700_000_000, b"{}")
         );
         assert_eq!(sig.split(' ').count(), 2);
-        let none = outgoing(
-            "https://example.com/",
-            HttpMethod::Post,
-            &[],
-            &[],
-            &payload,
-            &ua,
-        );
+        let none = bare("https://example.com/", &payload, &ua);
         let req = build_request(&none).unwrap();
         assert_eq!(req.headers()[WEBHOOK_SIGNATURE], "");
         assert_eq!(req.headers()[header::CONTENT_LENGTH], "2");
@@ -415,7 +405,7 @@ mod tests {
             ("http://[::1]:9000/hook", "[::1]:9000"),
             ("http://127.0.0.1:8080/", "127.0.0.1:8080"),
         ] {
-            let out = outgoing(url, HttpMethod::Post, &[], &[], &payload, &ua);
+            let out = bare(url, &payload, &ua);
             let req = build_request(&out).unwrap();
             assert_eq!(req.headers()[header::HOST], host, "{url}");
         }
@@ -446,14 +436,7 @@ mod tests {
     fn a_message_id_that_is_no_header_value_is_refused() {
         let payload = Bytes::from_static(b"{}");
         let ua = HeaderValue::from_static("ua");
-        let mut out = outgoing(
-            "https://example.com/",
-            HttpMethod::Post,
-            &[],
-            &[],
-            &payload,
-            &ua,
-        );
+        let mut out = bare("https://example.com/", &payload, &ua);
         out.message_id = "msg\nX";
         assert_eq!(build_request(&out).unwrap_err(), BuildError::MessageId);
     }

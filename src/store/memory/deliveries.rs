@@ -1,5 +1,5 @@
 //! The memory store's delivery table, kept compact: a pending delivery costs its payload
-//! plus about 450 bytes (the `memory` figure of `cargo bench --bench ratios`).
+//! plus about 460 bytes (the `memory` figure of `cargo bench --bench ratios`).
 //!
 //! - Records live in one `Vec` by row number (rows are never removed, like the log of a
 //!   durable store); a `Vec` only makes resident what it holds.
@@ -7,15 +7,15 @@
 //!   id, and a lease hands them out without allocating (an earlier version kept the
 //!   delivery's own ids inline, 64 bytes less per delivery, but then every lease allocated
 //!   two ids; the `delivery_loopback` figure measures leases, the `memory` figure bytes).
-//! - Account, endpoint and event type repeat across deliveries: one shared copy each (ids
-//!   are reference-counted; event types are interned here).
+//! - Account and endpoint repeat across deliveries: one shared copy each (reference-counted
+//!   ids); the two known event types are borrowed, not stored.
 //! - The due index orders row numbers, not ids, by (due time, row): equal times come out
 //!   in the order they were enqueued.
 
 use std::collections::BTreeSet;
 
-use foldhash::{HashMap, HashSet};
-use std::sync::Arc;
+use foldhash::HashMap;
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -33,7 +33,9 @@ struct Rec {
     account: AccountId,
     endpoint_id: WebhookId,
     message_id: MessageId,
-    event_type: Arc<str>,
+    /// Borrowed for the two known types (see [`event_type`](crate::store::event_type)):
+    /// a lease copies a reference, not a string.
+    event_type: Cow<'static, str>,
     payload: Bytes,
     call_id: Option<CallId>,
     state: DeliveryState,
@@ -61,7 +63,7 @@ impl Rec {
             account: self.account.clone(),
             endpoint_id: self.endpoint_id.clone(),
             message_id: self.message_id.clone(),
-            event_type: crate::store::event_type(&self.event_type),
+            event_type: self.event_type.clone(),
             payload: self.payload.clone(),
             call_id: self.call_id.clone(),
             state: self.state,
@@ -81,8 +83,6 @@ pub(super) struct Deliveries {
     by_id: HashMap<DeliveryId, Row>,
     /// Pending deliveries by (due time, row).
     due: BTreeSet<(DateTime<Utc>, Row)>,
-    /// One copy of each event type.
-    shared: HashSet<Arc<str>>,
     next_token: u64,
 }
 
@@ -95,15 +95,6 @@ pub(super) struct Select<'a> {
 }
 
 impl Deliveries {
-    fn share(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.shared.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        self.shared.insert(a.clone());
-        a
-    }
-
     /// Whether a delivery with this id is stored.
     pub fn contains(&self, id: &str) -> bool {
         self.by_id.contains_key(id)
@@ -119,7 +110,7 @@ impl Deliveries {
             account: d.account.clone(),
             endpoint_id: d.endpoint_id.clone(),
             message_id: d.message_id.clone(),
-            event_type: self.share(&d.event_type),
+            event_type: crate::store::event_type(&d.event_type),
             payload: d.payload.clone(),
             call_id: d.call_id.clone(),
             state: d.state,
