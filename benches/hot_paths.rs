@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use atllas_webhooks::delivery::{Outgoing, build_request};
 use atllas_webhooks::fixtures;
+use atllas_webhooks::ids::CallId;
 use atllas_webhooks::model::{CallFinished, HttpMethod};
 use atllas_webhooks::secrets::{EncryptionKey, KeyId, KeyRing, SealContext};
 use atllas_webhooks::signing::{SigningSecret, signature_header};
@@ -38,6 +39,9 @@ fn hot_paths(c: &mut Criterion) {
             serde_json::to_vec(&event)
         })
     });
+
+    // Every inbound request and every enqueued delivery makes ids.
+    c.bench_function("call_id_generate", |b| b.iter(CallId::generate));
 
     let secret = SigningSecret::from_bytes(&[0x5a; 32]).expect("32 bytes");
     let payload = Bytes::from(serde_json::to_vec(&seed).expect("serialisable"));

@@ -810,3 +810,120 @@ async fn the_worker_delivers_and_stops_gracefully() {
         .unwrap();
     assert_eq!(delivered.len(), 100);
 }
+
+/// A client that never answers and has no timeout of its own.
+struct Silent;
+
+#[async_trait::async_trait]
+impl atllas_webhooks::delivery::HttpClient for Silent {
+    async fn send(
+        &self,
+        _: http::Request<bytes::Bytes>,
+    ) -> Result<atllas_webhooks::delivery::HttpResponse, atllas_webhooks::delivery::TransportError>
+    {
+        std::future::pending().await
+    }
+}
+
+/// Runs a worker with `engine` until one attempt is logged on `endpoint`; returns it and
+/// how long it took.
+async fn first_attempt(
+    w: &World,
+    engine: Arc<DeliveryEngine<MemoryStore>>,
+    endpoint: &WebhookId,
+) -> (atllas_webhooks::store::DeliveryAttempt, Duration) {
+    use atllas_webhooks::store::LogStore;
+    let waker = Waker::new();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let started = std::time::Instant::now();
+    let worker = tokio::spawn(engine.run(waker.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+    let mut attempts = Vec::new();
+    while attempts.is_empty() && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        attempts = w
+            .store
+            .attempts(&w.account, endpoint, None, 10)
+            .await
+            .unwrap();
+    }
+    let took = started.elapsed();
+    stop_tx.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(attempts.len(), 1, "one attempt logged within 20 s");
+    (attempts.remove(0), took)
+}
+
+fn bounded_config() -> DeliveryConfig {
+    DeliveryConfig {
+        request_timeout: Duration::from_millis(300),
+        lease: Duration::from_secs(10),
+        idle_poll: Duration::from_millis(20),
+        shutdown_grace: Duration::from_millis(50),
+        ..Default::default()
+    }
+}
+
+/// The worker ends an attempt at its `request_timeout` even when the client never would,
+/// so the attempt is over long before its lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_bounds_a_client_that_never_answers() {
+    let config = bounded_config();
+    let w = world_with(false, config.clone()).await;
+    let (endpoint, _) = w.outbound("silent").await;
+    w.finished_call("+15551230001").await;
+    let engine =
+        Arc::new(DeliveryEngine::new(w.registry.clone(), Arc::new(Silent), config).unwrap());
+    let (attempt, took) = first_attempt(&w, engine, &endpoint).await;
+    assert_eq!(
+        attempt.error,
+        Some(atllas_webhooks::delivery::TransportErrorKind::Timeout)
+    );
+    assert_eq!(
+        attempt.error_message.as_deref(),
+        Some("no complete response within 300 ms")
+    );
+    assert!(attempt.duration_ms >= 300, "{}", attempt.duration_ms);
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The delivery is pending again, for its next attempt.
+    let pending = w
+        .store
+        .deliveries(
+            &w.account,
+            &DeliveryFilter {
+                state: Some(DeliveryState::Pending),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((pending.len(), pending[0].attempts), (1, 1));
+}
+
+/// The worker's `request_timeout` applies to `HyperClient` too, whatever its own
+/// `total_timeout` (here 30 s, against an endpoint that answers after 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_timeout_applies_to_the_hyper_client() {
+    let config = bounded_config();
+    let w = world_with(false, config.clone()).await;
+    let (endpoint, _) = w.outbound("slow").await;
+    w.server
+        .set("slow", Reply::status(200).delay(Duration::from_secs(30)));
+    w.finished_call("+15551230002").await;
+    let engine = Arc::new(
+        DeliveryEngine::new(w.registry.clone(), client(Duration::from_secs(30)), config).unwrap(),
+    );
+    let (attempt, took) = first_attempt(&w, engine, &endpoint).await;
+    assert_eq!(
+        attempt.error,
+        Some(atllas_webhooks::delivery::TransportErrorKind::Timeout)
+    );
+    assert!(
+        (300..10_000).contains(&attempt.duration_ms),
+        "{}",
+        attempt.duration_ms
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(w.server.hits_for("slow").len(), 1);
+}

@@ -52,4 +52,13 @@ impl TransportError {
 pub trait HttpClient: Send + Sync {
     /// Sends `request` and returns the response or a transport error.
     async fn send(&self, request: Request<Bytes>) -> Result<HttpResponse, TransportError>;
+
+    /// [`send`](Self::send) for a caller that bounds the exchange itself: the delivery
+    /// worker drops the future once its
+    /// [`request_timeout`](super::DeliveryConfig::request_timeout) has run out, so a client
+    /// may leave its own total timeout out here ([`HyperClient`](super::HyperClient) does:
+    /// one timer per attempt fewer). By default, `send`.
+    async fn send_bounded(&self, request: Request<Bytes>) -> Result<HttpResponse, TransportError> {
+        self.send(request).await
+    }
 }

@@ -33,7 +33,11 @@ pub struct DeliveryConfig {
     /// How long a worker holds a delivery for one attempt (default 60 s). Must outlast
     /// `request_timeout`, or a slow attempt's delivery is leased again and sent twice.
     pub lease: Duration,
-    /// The HTTP client's total timeout, checked against `lease` (default 15 s).
+    /// How long one attempt's exchange may take (default 15 s); shorter than `lease`. The
+    /// worker ([`run`](DeliveryEngine::run)) enforces it whatever the client does, so a
+    /// slow attempt always ends before its lease. [`attempt`](DeliveryEngine::attempt),
+    /// [`run_once`](DeliveryEngine::run_once) and the Test button use the client's own
+    /// timeout (they need no runtime); give the client the same one.
     pub request_timeout: Duration,
     /// Deliveries leased per round (default 64).
     pub batch_size: usize,
@@ -410,7 +414,8 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 
     /// Sends one leased delivery once, logs the attempt and records its outcome.
     pub async fn attempt(&self, lease: Lease) -> Result<AttemptReport, DeliveryError> {
-        self.attempt_leased(&Arc::new(lease), None).await
+        self.attempt_leased(&Arc::new(lease), None, &mut Direct)
+            .await
     }
 
     /// The endpoint of a delivery, unsealed, from a cache of at most
@@ -453,6 +458,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         &self,
         lease: &Arc<Lease>,
         sink: Option<&dyn Sink>,
+        exchange: &mut impl Exchange,
     ) -> Result<AttemptReport, DeliveryError> {
         let now = self.now();
         let d = &lease.delivery;
@@ -520,7 +526,7 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         };
         let started_at = now;
         let started = Instant::now();
-        let result = self.client.send(request).await;
+        let result = exchange.exchange(&*self.client, request).await;
         let elapsed = started.elapsed();
         let status = result.as_ref().ok().map(|r| r.status.as_u16());
         let success = status.is_some_and(|s| (200..300).contains(&s));
@@ -915,4 +921,29 @@ pub(crate) trait Sink: Send + Sync {
         outcome: LeaseOutcome,
         now: DateTime<Utc>,
     );
+}
+
+/// How an attempt's request goes out: [`Direct`]ly through the client (with the client's own
+/// timeout), or, in the worker's slots, bounded by the engine's `request_timeout` on a timer
+/// the slot keeps.
+pub(crate) trait Exchange: Send {
+    /// Sends `request` with `client`.
+    fn exchange<'a>(
+        &'a mut self,
+        client: &'a dyn HttpClient,
+        request: http::Request<Bytes>,
+    ) -> impl std::future::Future<Output = Result<HttpResponse, TransportError>> + Send + 'a;
+}
+
+/// [`HttpClient::send`] as it is.
+pub(crate) struct Direct;
+
+impl Exchange for Direct {
+    fn exchange<'a>(
+        &'a mut self,
+        client: &'a dyn HttpClient,
+        request: http::Request<Bytes>,
+    ) -> impl std::future::Future<Output = Result<HttpResponse, TransportError>> + Send + 'a {
+        client.send(request)
+    }
 }

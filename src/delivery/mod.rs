@@ -28,6 +28,8 @@ mod hyper_client;
 mod request;
 mod retry;
 #[cfg(feature = "worker")]
+mod timer;
+#[cfg(feature = "worker")]
 mod worker;
 
 pub use client::{HttpClient, HttpResponse, TransportError, TransportErrorKind};

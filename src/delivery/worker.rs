@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::engine::Sink;
+use super::timer::SlotTimer;
 use super::{DeliveryEngine, DeliveryError};
 use crate::ids::WebhookId;
 use crate::store::{DeliveryAttempt, Lease, LeaseOutcome, Store};
@@ -264,6 +265,7 @@ async fn slot<S: Store + ?Sized + 'static>(
     index: usize,
 ) {
     let timeout = chrono::Duration::from_std(engine.config.request_timeout).unwrap_or_default();
+    let mut timer = SlotTimer::new(engine.config.request_timeout);
     let mut finished = None;
     while let Some(lease) = pool.next(index, finished.take()).await {
         // A lease that waited in the queue must still outlast the request; otherwise put it
@@ -275,7 +277,7 @@ async fn slot<S: Store + ?Sized + 'static>(
             continue;
         }
         let result = engine
-            .attempt_leased(&lease, Some(&*writes))
+            .attempt_leased(&lease, Some(&*writes), &mut timer)
             .await
             .map(|r| r.success);
         finished = Some((lease, Some(result)));
