@@ -898,7 +898,8 @@ async fn the_worker_bounds_a_client_that_never_answers() {
         )
         .await
         .unwrap();
-    assert_eq!((pending.len(), pending[0].attempts), (1, 1));
+    let attempts: Vec<u32> = pending.iter().map(|d| d.attempts).collect();
+    assert_eq!(attempts, [1]);
 }
 
 /// The worker's `request_timeout` applies to `HyperClient` too, whatever its own
@@ -925,5 +926,57 @@ async fn the_worker_timeout_applies_to_the_hyper_client() {
         attempt.duration_ms
     );
     assert!(took < Duration::from_secs(10), "{took:?}");
+    // The request reached the server (it may have been recorded just after the attempt
+    // ended), once.
+    let started = std::time::Instant::now();
+    while w.server.hits_for("slow").is_empty() && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(w.server.hits_for("slow").len(), 1);
+}
+
+/// Under the worker, `HyperClient` leaves its own `total_timeout` out (`send_bounded`): an
+/// answer that takes longer than that but less than the worker's `request_timeout` is
+/// delivered. `attempt` (no worker) still uses the client's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_worker_the_client_timeout_is_left_out() {
+    let config = DeliveryConfig {
+        request_timeout: Duration::from_secs(5),
+        ..bounded_config()
+    };
+    let w = world_with(false, config.clone()).await;
+    let (endpoint, _) = w.outbound("late").await;
+    w.server
+        .set("late", Reply::status(200).delay(Duration::from_millis(600)));
+    w.finished_call("+15551230003").await;
+    let engine = Arc::new(
+        DeliveryEngine::new(
+            w.registry.clone(),
+            client(Duration::from_millis(200)),
+            config,
+        )
+        .unwrap(),
+    );
+    let (attempt, _) = first_attempt(&w, engine.clone(), &endpoint).await;
+    assert_eq!((attempt.status, attempt.success), (Some(200), true));
+    assert!(attempt.duration_ms >= 600, "{}", attempt.duration_ms);
+    // The same client through `run_once` times out at its own 200 ms.
+    w.finished_call("+15551230004").await;
+    let reports = engine.run_once(10).await.unwrap();
+    assert_eq!(reports.len(), 1);
+    let log = {
+        use atllas_webhooks::store::LogStore;
+        w.store
+            .attempts(&w.account, &endpoint, None, 10)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        log[0].error,
+        Some(atllas_webhooks::delivery::TransportErrorKind::Timeout)
+    );
+    assert_eq!(
+        log[0].error_message.as_deref(),
+        Some("no complete response within 200 ms")
+    );
 }

@@ -58,6 +58,10 @@ pub trait HttpClient: Send + Sync {
     /// [`request_timeout`](super::DeliveryConfig::request_timeout) has run out, so a client
     /// may leave its own total timeout out here ([`HyperClient`](super::HyperClient) does:
     /// one timer per attempt fewer). By default, `send`.
+    ///
+    /// The bound works by dropping the future at whatever await point it is: a client must
+    /// be safe to drop there (hyper's is: the connection is closed, not reused) and must
+    /// not block its thread, or no timeout can end it.
     async fn send_bounded(&self, request: Request<Bytes>) -> Result<HttpResponse, TransportError> {
         self.send(request).await
     }

@@ -34,7 +34,7 @@ pub struct DeliveryConfig {
     /// `request_timeout`, or a slow attempt's delivery is leased again and sent twice.
     pub lease: Duration,
     /// How long one attempt's exchange may take (default 15 s); shorter than `lease`. The
-    /// worker ([`run`](DeliveryEngine::run)) enforces it whatever the client does, so a
+    /// worker ([`run`](DeliveryEngine::run)) enforces it on any client whose future yields to the runtime, so a
     /// slow attempt always ends before its lease. [`attempt`](DeliveryEngine::attempt),
     /// [`run_once`](DeliveryEngine::run_once) and the Test button use the client's own
     /// timeout (they need no runtime); give the client the same one.
@@ -403,7 +403,8 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
 
     /// Leases due deliveries and attempts each once, one after another; returns the
     /// reports. The worker does the same concurrently; this is for tests and for
-    /// applications that drive delivery themselves.
+    /// applications that drive delivery themselves. Attempts are bounded by the client's own
+    /// timeout ([`HttpClient::send`]), not by `request_timeout`.
     pub async fn run_once(&self, limit: usize) -> Result<Vec<AttemptReport>, DeliveryError> {
         let mut out = Vec::new();
         for lease in self.lease(limit).await? {
@@ -412,7 +413,9 @@ impl<S: Store + ?Sized> DeliveryEngine<S> {
         Ok(out)
     }
 
-    /// Sends one leased delivery once, logs the attempt and records its outcome.
+    /// Sends one leased delivery once, logs the attempt and records its outcome. The attempt
+    /// is bounded by the client's own timeout ([`HttpClient::send`]), not by
+    /// `request_timeout`.
     pub async fn attempt(&self, lease: Lease) -> Result<AttemptReport, DeliveryError> {
         self.attempt_leased(&Arc::new(lease), None, &mut Direct)
             .await

@@ -10,8 +10,10 @@
 //! timer about once per timeout period instead of twice per attempt.
 //!
 //! Enforcing the timeout here, rather than trusting the client's, also makes the lease rule
-//! of [`DeliveryConfig`](super::DeliveryConfig) hold whatever [`HttpClient`] is plugged in:
-//! an attempt ends before its lease does, so no other worker sends the delivery meanwhile.
+//! of [`DeliveryConfig`](super::DeliveryConfig) hold for any [`HttpClient`] whose future
+//! yields to the runtime: an attempt ends before its lease does, so no other worker sends the
+//! delivery meanwhile. The timer is looked at outside tokio's per-task budget, as
+//! `tokio::time::timeout` does, so work that spends the budget on every poll still ends.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,8 +62,14 @@ impl SlotTimer {
             if let Poll::Ready(out) = work.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
             }
-            // Armed at an earlier deadline: move it to this one and wait again.
-            while sleep.as_mut().poll(cx).is_ready() {
+            // Armed at an earlier deadline: move it to this one and wait again. Polled
+            // outside tokio's per-task budget (as `tokio::time::timeout` does): work that
+            // spends the budget every time would otherwise keep the timer from ever being
+            // looked at.
+            while std::pin::pin!(tokio::task::coop::unconstrained(sleep.as_mut()))
+                .poll(cx)
+                .is_ready()
+            {
                 if Instant::now() >= deadline {
                     return Poll::Ready(None);
                 }
@@ -92,22 +100,32 @@ impl Exchange for SlotTimer {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
     use std::time::Duration;
 
     use super::SlotTimer;
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
+    const LIMIT: Duration = Duration::from_millis(200);
+
+    /// Runs `test` on a runtime with timers, failing (not hanging) if it takes 10 s.
+    fn run(test: impl Future<Output = ()>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
-            .unwrap()
+            .unwrap();
+        rt.block_on(async {
+            assert!(
+                tokio::time::timeout(Duration::from_secs(10), test)
+                    .await
+                    .is_ok(),
+                "the test did not finish within 10 s"
+            );
+        });
     }
-
-    const LIMIT: Duration = Duration::from_millis(200);
 
     #[test]
     fn work_that_finishes_in_time_gives_its_output() {
-        runtime().block_on(async {
+        run(async {
             let mut timer = SlotTimer::new(LIMIT);
             for i in 0..3 {
                 assert_eq!(timer.bound(async { i }).await, Some(i));
@@ -119,13 +137,26 @@ mod tests {
 
     #[test]
     fn work_that_never_finishes_ends_at_the_limit() {
-        runtime().block_on(async {
+        run(async {
             let mut timer = SlotTimer::new(LIMIT);
             let started = tokio::time::Instant::now();
             assert_eq!(timer.bound(std::future::pending::<()>()).await, None);
-            let took = started.elapsed();
-            assert!(took >= LIMIT, "{took:?}");
-            assert!(took < LIMIT * 10, "{took:?}");
+            assert!(started.elapsed() >= LIMIT, "{:?}", started.elapsed());
+        });
+    }
+
+    /// Work that spends tokio's per-task budget on every poll still times out: the timer
+    /// is looked at outside the budget.
+    #[test]
+    fn work_that_spends_the_budget_still_times_out() {
+        run(async {
+            let mut timer = SlotTimer::new(LIMIT);
+            let busy = async {
+                loop {
+                    tokio::task::coop::consume_budget().await;
+                }
+            };
+            assert_eq!(timer.bound(busy).await, None::<()>);
         });
     }
 
@@ -133,7 +164,7 @@ mod tests {
     /// its whole limit, not what was left of the first one's.
     #[test]
     fn a_later_attempt_gets_its_whole_limit() {
-        runtime().block_on(async {
+        run(async {
             let mut timer = SlotTimer::new(LIMIT);
             assert_eq!(timer.bound(async {}).await, Some(()));
             tokio::time::sleep(LIMIT / 2).await;
@@ -141,24 +172,42 @@ mod tests {
             assert_eq!(timer.bound(std::future::pending::<()>()).await, None);
             let took = started.elapsed();
             assert!(took >= LIMIT, "timed out after {took:?}, before its limit");
-            // Work that needs more than what was left of the first deadline, less than a
-            // limit: finishes.
-            let work = tokio::time::sleep(LIMIT * 3 / 4);
-            tokio::time::sleep(LIMIT / 2).await;
+        });
+    }
+
+    /// Work that ends after the earlier attempt's deadline (where the timer is still armed)
+    /// but within its own limit gives its output.
+    #[test]
+    fn work_outlasting_an_earlier_deadline_finishes() {
+        run(async {
+            let limit = Duration::from_millis(400);
+            let mut timer = SlotTimer::new(limit);
+            assert_eq!(timer.bound(async {}).await, Some(()));
+            tokio::time::sleep(limit / 2).await;
+            let work = tokio::time::sleep(limit * 3 / 4);
             assert_eq!(timer.bound(work).await, Some(()));
-            // After the timer fired long ago, it is armed again.
+        });
+    }
+
+    /// A timer that fired long ago, while its slot was idle, is armed again.
+    #[test]
+    fn a_timer_that_fired_while_idle_is_armed_again() {
+        run(async {
+            let mut timer = SlotTimer::new(LIMIT);
+            assert_eq!(timer.bound(async {}).await, Some(()));
             tokio::time::sleep(LIMIT * 2).await;
             let started = tokio::time::Instant::now();
             assert_eq!(timer.bound(std::future::pending::<()>()).await, None);
-            assert!(started.elapsed() >= LIMIT);
+            assert!(started.elapsed() >= LIMIT, "{:?}", started.elapsed());
         });
     }
 
     #[test]
     fn a_limit_beyond_any_instant_is_no_limit() {
-        runtime().block_on(async {
+        run(async {
             let mut timer = SlotTimer::new(Duration::MAX);
-            assert_eq!(timer.bound(async { 7 }).await, Some(7));
+            let slow = tokio::time::sleep(Duration::from_millis(20));
+            assert_eq!(timer.bound(slow).await, Some(()));
         });
     }
 }

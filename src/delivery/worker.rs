@@ -288,6 +288,9 @@ impl<S: Store + ?Sized + 'static> DeliveryEngine<S> {
     /// Runs the delivery loop until `shutdown` resolves, then lets attempts in flight
     /// finish for up to [`shutdown_grace`](super::DeliveryConfig::shutdown_grace) and
     /// releases the rest to the queue (due at once, attempt count unchanged).
+    ///
+    /// Each attempt is bounded by [`request_timeout`](super::DeliveryConfig::request_timeout),
+    /// enforced here ([`HttpClient::send_bounded`](super::HttpClient::send_bounded)).
     pub async fn run(
         self: Arc<Self>,
         waker: Waker,
