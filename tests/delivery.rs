@@ -122,6 +122,21 @@ async fn world() -> World {
 }
 
 impl World {
+    /// The account's deliveries in `state` (up to 1000).
+    async fn deliveries_in(&self, state: DeliveryState) -> Vec<atllas_webhooks::store::Delivery> {
+        self.store
+            .deliveries(
+                &self.account,
+                &DeliveryFilter {
+                    state: Some(state),
+                    limit: 1000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+    }
+
     async fn outbound(&self, path: &str) -> (WebhookId, SigningSecret) {
         let created = self
             .registry
@@ -755,17 +770,7 @@ async fn a_dead_endpoint_does_not_delay_a_healthy_one() {
     assert!(stats.delivered >= 20);
     // Nothing was lost: the hanging endpoint's deliveries are still pending (released or
     // retrying).
-    let pending = w
-        .store
-        .deliveries(
-            &w.account,
-            &DeliveryFilter {
-                state: Some(DeliveryState::Pending),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let pending = w.deliveries_in(DeliveryState::Pending).await;
     assert_eq!(pending.len(), 20);
 }
 
@@ -796,18 +801,7 @@ async fn the_worker_delivers_and_stops_gracefully() {
     stop_tx.send(()).unwrap();
     let stats = worker.await.unwrap();
     assert_eq!((stats.attempts, stats.delivered), (100, 100));
-    let delivered = w
-        .store
-        .deliveries(
-            &w.account,
-            &DeliveryFilter {
-                state: Some(DeliveryState::Succeeded),
-                limit: 1000,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let delivered = w.deliveries_in(DeliveryState::Succeeded).await;
     assert_eq!(delivered.len(), 100);
 }
 
@@ -887,17 +881,7 @@ async fn the_worker_bounds_a_client_that_never_answers() {
     assert!(attempt.duration_ms >= 300, "{}", attempt.duration_ms);
     assert!(took < Duration::from_secs(10), "{took:?}");
     // The delivery is pending again, for its next attempt.
-    let pending = w
-        .store
-        .deliveries(
-            &w.account,
-            &DeliveryFilter {
-                state: Some(DeliveryState::Pending),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let pending = w.deliveries_in(DeliveryState::Pending).await;
     let attempts: Vec<u32> = pending.iter().map(|d| d.attempts).collect();
     assert_eq!(attempts, [1]);
 }

@@ -38,6 +38,16 @@ impl TransportError {
             message: message.into(),
         }
     }
+
+    /// No complete response within `limit`: the one wording of a timeout, whether the
+    /// client's own or the worker's.
+    #[cfg(any(feature = "client", feature = "worker"))]
+    pub(crate) fn timed_out(limit: std::time::Duration) -> Self {
+        Self::new(
+            TransportErrorKind::Timeout,
+            format!("no complete response within {} ms", limit.as_millis()),
+        )
+    }
 }
 
 /// Sends one request. Implementations must not follow redirects (a 3xx is returned as

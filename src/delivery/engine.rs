@@ -34,8 +34,8 @@ pub struct DeliveryConfig {
     /// `request_timeout`, or a slow attempt's delivery is leased again and sent twice.
     pub lease: Duration,
     /// How long one attempt's exchange may take (default 15 s); shorter than `lease`. The
-    /// worker ([`run`](DeliveryEngine::run)) enforces it on any client whose future yields to the runtime, so a
-    /// slow attempt always ends before its lease. [`attempt`](DeliveryEngine::attempt),
+    /// worker ([`run`](DeliveryEngine::run)) enforces it on any client whose future yields
+    /// to the runtime, so a slow attempt always ends before its lease. [`attempt`](DeliveryEngine::attempt),
     /// [`run_once`](DeliveryEngine::run_once) and the Test button use the client's own
     /// timeout (they need no runtime); give the client the same one.
     pub request_timeout: Duration,

@@ -244,13 +244,7 @@ impl HttpClient for HyperClient {
         let exchange = inner.start(request)?;
         match tokio::time::timeout(inner.total_timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(TransportError::new(
-                TransportErrorKind::Timeout,
-                format!(
-                    "no complete response within {} ms",
-                    inner.total_timeout.as_millis()
-                ),
-            )),
+            Err(_) => Err(TransportError::timed_out(inner.total_timeout)),
         }
     }
 
